@@ -1,0 +1,140 @@
+"""End to end with the real default model on clips made from real photos."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+from make_clip import make_clip, skimage_photo
+
+from vidstream import EIPredictor
+from vidstream.cli import main
+
+pytestmark = pytest.mark.model
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def best(detections, label):
+    found = [d for d in detections if d["label"] == label]
+    return max(found, key=lambda d: d["score"]) if found else None
+
+
+def overlap(detections, label, box) -> float:
+    """The best IoU of any ``label`` detection with ``box`` (0 when there is none)."""
+    return max((iou(d["box"], box) for d in detections if d["label"] == label), default=0.0)
+
+
+@pytest.fixture(scope="module")
+def photo_run(centernet, tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    clip = d / "photos.mp4"
+    truth = make_clip(clip, scene="photos", width=1920, height=1080, count=24, audio=True)
+    out, jl, sj = d / "out.mp4", d / "d.jsonl", d / "s.json"
+    # this mobile model scores the composited cup ~0.3, so the threshold is lowered for it
+    code = main(["detect", str(clip), "-o", str(out), "--detections", str(jl), "--summary",
+                 str(sj), "--threshold", "0.25", "--no-dashboard", "--instance", "m5.large"])
+    assert code == 0
+    return {"clip": clip, "truth": truth, "out": out,
+            "detections": [json.loads(x) for x in jl.read_text().splitlines()],
+            "summary": json.loads(sj.read_text())}
+
+
+def test_person_and_cup_are_found_near_their_known_boxes(photo_run):
+    hits = {"person": 0, "cup": 0}
+    for record, truth in zip(photo_run["detections"], photo_run["truth"], strict=True):
+        for obj in truth:
+            if overlap(record["detections"], obj["label"], obj["box"]) > 0.5:
+                hits[obj["label"]] += 1
+    n = len(photo_run["truth"])
+    assert hits["person"] >= 0.9 * n, hits
+    assert hits["cup"] >= 0.9 * n, hits
+
+
+def test_person_scores_above_the_default_threshold(photo_run):
+    scores = [(best(r["detections"], "person") or {"score": 0.0})["score"]
+              for r in photo_run["detections"]]
+    assert np.median(scores) >= 0.4
+
+
+def test_output_matches_input_frames_size_rate_timestamps_and_audio(photo_run):
+    def probe(path):
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            times = [f.time for f in c.decode(video=0)]
+            return (len(times), v.width, v.height, v.average_rate, times,
+                    [s.type for s in c.streams])
+
+    a, b = probe(photo_run["clip"]), probe(photo_run["out"])
+    assert b[:4] == a[:4]
+    assert b[4] == pytest.approx(a[4], abs=1e-6)
+    assert "audio" in b[5]
+
+
+def test_summary_reports_stages_latency_and_cost(photo_run):
+    s = photo_run["summary"]
+    assert s["frames"] == 24 and s["fps"] > 0 and s["model_load_s"] > 0
+    assert s["bottleneck"] in s["stages"]
+    assert s["cost"]["instance"] == "m5.large"
+    assert s["model"] == "centernet"
+
+
+def test_traffic_scene_finds_the_vehicles(centernet, tmp_path):
+    clip = tmp_path / "traffic.mp4"
+    truth = make_clip(clip, scene="traffic", width=1920, height=1080, count=12)
+    jl = tmp_path / "t.jsonl"
+    assert main(["detect", str(clip), "--no-video", "--detections", str(jl),
+                 "--no-dashboard", "-q"]) == 0
+    records = [json.loads(x) for x in jl.read_text().splitlines()]
+    assert len(records) == 12
+    labels = {o["label"] for o in truth[0]}
+    assert "motorcycle" in labels
+    for record, objects in zip(records, truth, strict=True):
+        for obj in objects:
+            assert overlap(record["detections"], obj["label"], obj["box"]) > 0.5, (
+                record["index"], obj["label"])
+
+
+def test_exported_frozen_graph_works_with_the_seed_constructor(centernet, tmp_path):
+    pb = tmp_path / "frozen_inference_graph.pb"
+    assert main(["models", "export", "centernet", "--format", "frozen-graph", "-o",
+                 str(pb)]) == 0
+    ei_predictor = EIPredictor(
+        model_dir=str(pb),
+        input_names={"inputs": "image_tensor:0"},
+        output_names={"detections_scores": "detection_scores:0",
+                      "detection_classes": "detection_classes:0",
+                      "detection_boxes": "detection_boxes:0",
+                      "num_detections": "num_detections:0"},
+        use_ei=True)
+    outputs = ei_predictor({"inputs": skimage_photo("astronaut")[None]})
+    assert outputs["detection_classes"][0, 0] == 1  # person, 1-based COCO label-map id
+    assert outputs["detections_scores"][0, 0] > 0.5
+    ymin, xmin, ymax, xmax = outputs["detection_boxes"][0, 0]
+    assert iou([xmin * 512, ymin * 512, xmax * 512, ymax * 512], [0, 0, 370, 512]) > 0.7
+
+
+def test_default_model_batches(centernet):
+    p = EIPredictor(centernet)
+    photo = skimage_photo("astronaut")
+    one = p({"input_tensor": photo[None]})
+    four = p({"input_tensor": np.repeat(photo[None], 4, axis=0)})
+    assert four["detection_boxes"].shape[0] == 4
+    for i in range(4):
+        np.testing.assert_allclose(four["detection_scores"][i], one["detection_scores"][0],
+                                   atol=1e-4)
+
+
+def test_models_cli_list_and_path(centernet, capsys):
+    assert main(["models", "path", "centernet"]) == 0
+    assert capsys.readouterr().out.strip() == str(centernet)
+    assert main(["models", "list"]) == 0
+    assert "centernet" in capsys.readouterr().out

@@ -1,0 +1,88 @@
+"""vidstream: streaming video object detection with measured speed and cost.
+
+>>> from vidstream import Pipeline, VideoSource, Detector, VideoWriter   # doctest: +SKIP
+>>> summary = Pipeline(VideoSource("in.mp4"), [Detector()], [VideoWriter("out.mp4")]).run()
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .annotate import Annotator
+from .channel import Channel
+from .config import RunConfig, build_pipeline, load_pipeline_file
+from .cost import CostEstimate, Price, load_catalog, usd_per_100k_inferences
+from .detections import Detection, Detections
+from .detector import Detector
+from .errors import (
+    Cancelled,
+    ConfigError,
+    CorruptInputError,
+    EmptyInputError,
+    FrameTooLargeError,
+    InputError,
+    InputNotFoundError,
+    ModelError,
+    ModelNotFoundError,
+    ModelPullError,
+    NoVideoStreamError,
+    OutputError,
+    SourceError,
+    StageError,
+    StallError,
+    TensorNameError,
+    VidstreamError,
+)
+from .frames import Frame, StreamInfo
+from .pipeline import FunctionStage, Pipeline, Stage
+from .predictor import EIPredictor
+from .sinks import ClassCounter, DetectionsWriter, VideoWriter
+from .sources import ArraySource, VideoSource
+from .stats import StageStats
+from .summary import Summary
+
+__all__ = [
+    "Annotator",
+    "ArraySource",
+    "Cancelled",
+    "Channel",
+    "ClassCounter",
+    "ConfigError",
+    "CorruptInputError",
+    "CostEstimate",
+    "Detection",
+    "Detections",
+    "DetectionsWriter",
+    "Detector",
+    "EIPredictor",
+    "EmptyInputError",
+    "Frame",
+    "FrameTooLargeError",
+    "FunctionStage",
+    "InputError",
+    "InputNotFoundError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelPullError",
+    "NoVideoStreamError",
+    "OutputError",
+    "Pipeline",
+    "Price",
+    "RunConfig",
+    "SourceError",
+    "Stage",
+    "StageError",
+    "StageStats",
+    "StallError",
+    "StreamInfo",
+    "Summary",
+    "TensorNameError",
+    "VideoSource",
+    "VideoWriter",
+    "VidstreamError",
+    "__version__",
+    "build_pipeline",
+    "load_catalog",
+    "load_pipeline_file",
+    "usd_per_100k_inferences",
+]

@@ -1,0 +1,145 @@
+"""What inference costs: prices from a dated catalog, and dollars per 100k inferences.
+
+>>> round(usd_per_100k_inferences(0.36, 1000 / 222.78), 2)   # seed: m5.large+eia.large
+2.23
+>>> price = lookup("c5.4xlarge")
+>>> price.usd_per_hour, price.region, price.date
+(0.68, 'us-west-2', '2019')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Price:
+    """An hourly price with where and when it was true."""
+
+    name: str
+    usd_per_hour: float
+    region: str = ""
+    date: str = ""
+    source: str = ""
+    vcpus: int | None = None
+    memory_gib: float | None = None
+    gpu: str | None = None
+    gpu_memory_gib: float | None = None
+    retired: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def usd_per_100k_inferences(usd_per_hour: float, inferences_per_s: float) -> float:
+    """The seed's formula: price x 100,000 / (3,600 x inferences per second)."""
+    if inferences_per_s <= 0:
+        return float("inf")
+    return usd_per_hour * 100_000 / (3_600 * inferences_per_s)
+
+
+def load_catalog(extra: str | Path | None = None) -> dict[str, Price]:
+    """The packaged catalog, with rows from ``extra`` (same JSON shape) added or overriding."""
+    text = resources.files("vidstream").joinpath("data/instances.json").read_text()
+    rows = _rows(json.loads(text), "the packaged catalog")
+    if extra is not None:
+        path = Path(extra)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read catalog: {e.strerror or e}") from e
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON: {e}") from e
+        rows.update(_rows(data, str(path)))
+    return rows
+
+
+def _rows(data: object, where: str) -> dict[str, Price]:
+    rows = data.get("instances") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise ConfigError(f'{where}: expected {{"instances": [...]}} or a list of instances')
+    out: dict[str, Price] = {}
+    fields = set(Price.__dataclass_fields__)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "name" not in row or "usd_per_hour" not in row:
+            raise ConfigError(f"{where}: instance #{i + 1} needs at least name and usd_per_hour")
+        try:
+            price = float(row["usd_per_hour"])
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: instance {row['name']!r}: usd_per_hour must be a number"
+            ) from None
+        if price < 0:
+            raise ConfigError(f"{where}: instance {row['name']!r}: usd_per_hour is negative")
+        kwargs = {k: v for k, v in row.items() if k in fields}
+        kwargs["usd_per_hour"] = price
+        out[str(row["name"])] = Price(**kwargs)
+    return out
+
+
+def lookup(name: str, catalog: str | Path | None = None) -> Price:
+    """The catalog row called ``name``; the error lists the names there are."""
+    rows = load_catalog(catalog)
+    if name not in rows:
+        raise ConfigError(f"unknown instance {name!r}; known: {', '.join(sorted(rows))}")
+    return rows[name]
+
+
+def resolve_price(
+    instance: str | None = None,
+    price_per_hour: float | None = None,
+    catalog: str | Path | None = None,
+    label: str | None = None,
+) -> Price | None:
+    """The price a run is costed at: ``price_per_hour`` wins, else the catalog's ``instance``."""
+    if price_per_hour is not None:
+        if price_per_hour < 0:
+            raise ConfigError("--price-per-hour must be >= 0")
+        base = lookup(instance, catalog) if instance else None
+        name = label or instance or "custom"
+        return Price(
+            name=name,
+            usd_per_hour=price_per_hour,
+            source="given on the command line",
+            vcpus=base.vcpus if base else None,
+            memory_gib=base.memory_gib if base else None,
+            gpu=base.gpu if base else None,
+            gpu_memory_gib=base.gpu_memory_gib if base else None,
+        )
+    if instance:
+        return lookup(instance, catalog)
+    return None
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Cost of a run at ``price``: per 100k inferences at the run's rate, and in total."""
+
+    price: Price
+    inferences_per_s: float
+    wall_s: float
+
+    @property
+    def usd_per_100k_inferences(self) -> float:
+        return usd_per_100k_inferences(self.price.usd_per_hour, self.inferences_per_s)
+
+    @property
+    def usd_total(self) -> float:
+        return self.price.usd_per_hour * self.wall_s / 3_600
+
+    def to_dict(self) -> dict:
+        per_100k = self.usd_per_100k_inferences
+        return {
+            "instance": self.price.name,
+            "usd_per_hour": self.price.usd_per_hour,
+            "region": self.price.region,
+            "price_date": self.price.date,
+            "price_source": self.price.source,
+            "usd_per_100k_inferences": round(per_100k, 4) if per_100k != float("inf") else None,
+            "usd_total": round(self.usd_total, 6),
+        }

@@ -1,0 +1,302 @@
+"""The live view of a running pipeline, the plain progress lines, and the final table.
+
+The dashboard only *reads* the pipeline's counters (see :mod:`vidstream.stats`); it takes no
+lock a stage holds, so watching never slows the work. On a terminal it is a rich ``Live``
+view redrawn a few times a second; off a terminal it prints a plain line every few seconds::
+
+    frames 120/250  fps 15.2  eta 8s  bottleneck detect
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .stats import StageStats, bottleneck
+from .summary import Summary
+
+
+class RateWindow:
+    """Items per second over the last ``window`` seconds, from sampled counters.
+
+    >>> r = RateWindow(window=5)
+    >>> r.add(0.0, 0); r.add(1.0, 30); r.add(2.0, 60)
+    >>> r.rate()
+    30.0
+    """
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, t: float, count: int) -> None:
+        self._samples.append((t, count))
+        while len(self._samples) > 2 and t - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def eta_seconds(done: int, total: int | None, rate: float) -> float | None:
+    """Seconds left at ``rate`` (None when the total or the rate is unknown).
+
+    >>> eta_seconds(100, 250, 15.0)
+    10.0
+    """
+    if not total or rate <= 0:
+        return None
+    return max(total - done, 0) / rate
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75`` -> ``1:15``; ``3700`` -> ``1:01:40``; None -> ``?``."""
+    if seconds is None:
+        return "?"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+_HINTS = {
+    "decode": "decoding limits the run: try a lower-resolution input or --threads",
+    "sink": "encoding limits the run: try --preset ultrafast, or write data only (--no-video)",
+    "video": "encoding limits the run: try --preset ultrafast, or write data only (--no-video)",
+}
+
+
+def bottleneck_hint(stats: list[StageStats], batch_size: int = 1, device: str = "") -> str:
+    """The bottleneck in words, with what to try.
+
+    >>> from vidstream.stats import StageStats
+    >>> s = [StageStats("decode", 0, 10, 0, 0, 0.1, 0, 0.9, 1.0),
+    ...      StageStats("detect", 10, 10, 0, 0, 0.95, 0.05, 0, 1.0)]
+    >>> bottleneck_hint(s)
+    'detect is the bottleneck (busy 95%): try --batch-size 4'
+    """
+    neck = bottleneck(stats)
+    if neck is None:
+        return "measuring..."
+    head = f"{neck.name} is the bottleneck (busy {neck.busy_share:.0%})"
+    if neck.name == "detect":
+        if batch_size < 4:
+            hint = "try --batch-size 4"
+        elif "GPU" not in device:
+            hint = "try a GPU (--device gpu) or a faster model"
+        else:
+            hint = "try a larger --batch-size"
+    else:
+        hint = _HINTS.get(neck.name, "this stage does the most work per frame").split(": ", 1)[-1]
+    return f"{head}: {hint}"
+
+
+class Dashboard:
+    """A rich renderable that redraws from the pipeline's counters each time it is rendered."""
+
+    def __init__(self, pipeline: Any, *, title: str = "", price: Any = None,
+                 batch_size: int = 1, window: float = 3.0) -> None:
+        self.pipeline = pipeline
+        self.title = title
+        self.price = price
+        self.batch_size = batch_size
+        self.window = window
+        self._rates: dict[str, RateWindow] = {}
+        self._total = RateWindow(window)
+
+    def sample(self) -> tuple[list[StageStats], dict[str, float]]:
+        now = time.perf_counter()
+        stats = self.pipeline.stats()
+        rates = {}
+        for s in stats:
+            rw = self._rates.setdefault(s.name, RateWindow(self.window))
+            rw.add(now, s.items_out)
+            rates[s.name] = rw.rate()
+        return stats, rates
+
+    def __rich__(self) -> Group:
+        stats, rates = self.sample()
+        p = self.pipeline
+        info = p.info
+        details = getattr(p, "_details", lambda: {})()
+        done = stats[-1].items_out if stats else 0
+        total = info.frames if info else None
+        rate = rates.get(stats[-1].name, 0.0) if stats else 0.0
+        elapsed = p.elapsed_s
+
+        table = Table(box=None, padding=(0, 1), header_style="bold")
+        for col, justify in (("stage", "left"), ("items", "right"), ("fps", "right"),
+                             ("busy", "right"), ("starved", "right"), ("blocked", "right"),
+                             ("inbox", "left")):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        neck = bottleneck(stats)
+        for s in stats:
+            inbox: Any = Text("-", style="dim")
+            if s.queue_capacity:
+                inbox = Text.assemble(_bar(s.queue_len, s.queue_capacity),
+                                      f" {s.queue_len}/{s.queue_capacity}")
+            name = Text(s.name, style="bold red" if neck is not None and s is neck else "")
+            table.add_row(name, str(s.items_out), f"{rates.get(s.name, 0.0):.1f}",
+                          *(_share(v, s.wall_s) for v in (s.busy_s, s.starved_s, s.blocked_s)),
+                          inbox)
+
+        lines: list[Any] = []
+        if self.title:
+            lines.append(Text(self.title, style="bold"))
+        device = str(details.get("device", ""))
+        model = details.get("model")
+        if model or device:
+            lines.append(Text(f"model {model or '?'} on {device or '?'}", style="dim"))
+        lines.append(table)
+        lines.append(Text(bottleneck_hint(stats, self.batch_size, device), style="yellow"))
+        if total:
+            bar = Text.assemble(_bar(done, total, 30), f" {done}/{total} frames  "
+                                f"{done / total:4.0%}  elapsed {format_duration(elapsed)}  "
+                                f"eta {format_duration(eta_seconds(done, total, rate))}")
+        else:
+            spin = "|/-\\"[int(elapsed * 4) % 4]
+            bar = Text(f"{spin} {done} frames  elapsed {format_duration(elapsed)}  (live)")
+        lines.append(bar)
+        fps_all = done / elapsed if elapsed > 0 else 0.0
+        lat = p.latency
+        dropped = p.dropped
+        overall = (f"fps {rate:.1f} now, {fps_all:.1f} overall  latency p50 "
+                   f"{lat.percentile(50) * 1000:.0f} ms p95 {lat.percentile(95) * 1000:.0f} ms")
+        if (info is not None and info.live) or dropped:
+            overall += f"  dropped {dropped}"
+        lines.append(Text(overall))
+        if self.price is not None:
+            from .cost import usd_per_100k_inferences
+
+            per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
+            lines.append(Text(
+                f"cost ${self.price.usd_per_hour * elapsed / 3600:.5f} so far  "
+                f"${per_100k:.2f} per 100k inferences at {self.price.name} "
+                f"(${self.price.usd_per_hour}/h)" if fps_all > 0 else
+                f"cost at {self.price.name} (${self.price.usd_per_hour}/h): measuring...",
+                style="cyan"))
+        return Group(*lines)
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole:4.0%}" if whole > 0 else "   -"
+
+
+def _bar(done: int, total: int, width: int = 12) -> str:
+    filled = round(width * min(done / total, 1.0)) if total else 0
+    return "█" * filled + "░" * (width - filled)
+
+
+def plain_line(pipeline: Any, rate: float) -> str:
+    """The progress line printed off a terminal."""
+    stats = pipeline.stats()
+    done = stats[-1].items_out if stats else 0
+    total = pipeline.info.frames if pipeline.info else None
+    neck = bottleneck(stats)
+    parts = [f"frames {done}/{total}" if total else f"frames {done}", f"fps {rate:.1f}"]
+    if total:
+        parts.append(f"eta {format_duration(eta_seconds(done, total, rate))}")
+    if pipeline.dropped:
+        parts.append(f"dropped {pipeline.dropped}")
+    parts.append(f"bottleneck {neck.name if neck else '-'}")
+    return "  ".join(parts)
+
+
+class _PlainPrinter(threading.Thread):
+    def __init__(self, pipeline: Any, stream: IO[str], interval: float) -> None:
+        super().__init__(name="vidstream-progress", daemon=True)
+        self.pipeline, self.stream, self.interval = pipeline, stream, interval
+        self.stopped = threading.Event()
+        self.rate = RateWindow(max(interval, 3.0))
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.rate.add(time.perf_counter(), self.pipeline.stats()[-1].items_out)
+            print(plain_line(self.pipeline, self.rate.rate()), file=self.stream, flush=True)
+
+    def tick(self) -> None:
+        self.rate.add(time.perf_counter(), self.pipeline.stats()[-1].items_out)
+
+
+@contextlib.contextmanager
+def monitor(pipeline: Any, mode: str = "auto", *, console: Console | None = None,
+            title: str = "", price: Any = None, batch_size: int = 1,
+            interval: float = 5.0, stream: IO[str] | None = None) -> Iterator[None]:
+    """Show progress while the body runs the pipeline.
+
+    ``mode``: ``live`` (rich view), ``plain`` (a line every ``interval`` s on ``stream``),
+    ``off``, or ``auto`` (live on a terminal, else plain).
+    """
+    stream = stream or sys.stderr
+    console = console or Console(stderr=True)
+    if mode == "auto":
+        mode = "live" if console.is_terminal else "plain"
+    if mode == "live":
+        view = Dashboard(pipeline, title=title, price=price, batch_size=batch_size)
+        with Live(view, console=console, refresh_per_second=4, transient=True,
+                  redirect_stdout=False, redirect_stderr=False):
+            yield
+    elif mode == "plain":
+        printer = _PlainPrinter(pipeline, stream, interval)
+        printer.tick()
+        printer.start()
+        try:
+            yield
+        finally:
+            printer.stopped.set()
+            printer.join()
+    else:
+        yield
+
+
+def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
+    """The final table: totals, each stage's share, latency and cost (as in ``--summary``)."""
+    d = summary
+    head = Table(box=None, show_header=False, padding=(0, 1))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("frames", f"{d.frames}" + (f"  (dropped {d.dropped})" if d.dropped else "")
+                 + (f"  (decode errors {d.decode_errors})" if d.decode_errors else ""))
+    head.add_row("wall time", f"{d.wall_s:.2f} s  (model load {d.model_load_s:.2f} s, excluded)")
+    head.add_row("throughput", f"{d.fps:.2f} fps")
+    head.add_row("latency", f"p50 {d.latency.percentile(50) * 1000:.0f} ms  "
+                            f"p95 {d.latency.percentile(95) * 1000:.0f} ms per frame")
+    if d.details.get("model"):
+        head.add_row("model", f"{d.details['model']} on {d.details.get('device', '?')}, "
+                              f"batch {d.details.get('batch_size', 1)}")
+    stages = Table(title=None, header_style="bold", padding=(0, 1))
+    for col in ("stage", "items", "busy s", "share", "starved s", "blocked s", "fps alone"):
+        stages.add_column(col, justify="left" if col == "stage" else "right")
+    neck = d.bottleneck
+    for s in d.stages:
+        stages.add_row(Text(s.name + (" *" if neck is not None and s is neck else ""),
+                            style="bold red" if neck is not None and s is neck else ""),
+                       str(s.items_out), f"{s.busy_s:.2f}", f"{s.busy_share:.0%}",
+                       f"{s.starved_s:.2f}", f"{s.blocked_s:.2f}", f"{s.fps:.1f}")
+    parts: list[Any] = [Text(title, style="bold"), head, stages]
+    if neck is not None:
+        parts.append(Text(f"* bottleneck: {neck.name} (busy {neck.busy_share:.0%} of the run)",
+                          style="dim"))
+    cost = d.cost
+    if cost is not None:
+        p = cost.price
+        where = ", ".join(x for x in (p.region, p.date) if x)
+        per_100k = cost.usd_per_100k_inferences
+        parts.append(Text(
+            f"cost at {p.name} ${p.usd_per_hour}/h{f' ({where})' if where else ''}: "
+            + (f"${per_100k:.2f} per 100k inferences, " if per_100k != float("inf") else "")
+            + f"${cost.usd_total:.5f} for this run", style="cyan"))
+    return Group(*parts)

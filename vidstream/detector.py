@@ -1,0 +1,222 @@
+"""Detector stage: runs an EIPredictor-compatible model on batches of frames.
+
+>>> det = Detector("centernet", threshold=0.4, batch_size=2)       # doctest: +SKIP
+>>> det.open(info); frames = det.process_batch([f0, f1])           # doctest: +SKIP
+>>> frames[0].detections.labels                                     # doctest: +SKIP
+('person', 'cup')
+
+Any callable taking ``{"inputs": uint8 (B, H, W, 3)}`` and returning the Object Detection API
+outputs (``detection_boxes``, ``detection_scores``, ``detection_classes``, ``num_detections``)
+can stand in for the model, e.g. an :class:`~vidstream.predictor.EIPredictor` built with the
+write-up's names, or a test double.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .detections import Detections
+from .errors import ConfigError, ModelError
+from .frames import Frame, StreamInfo
+from .labels import COCO_LABELS
+from .pipeline import Stage
+
+Predictor = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+# Caller-side keys for each output; the write-up spells scores "detections_scores".
+_OUTPUT_KEYS = {
+    "boxes": ("detection_boxes", "detection_boxes:0"),
+    "scores": ("detection_scores", "detections_scores", "detection_scores:0"),
+    "classes": ("detection_classes", "detection_classes:0"),
+    "num": ("num_detections", "num_detections:0"),
+}
+
+
+def class_ids_for(names: Iterable[str], labels: Mapping[int, str] = COCO_LABELS) -> frozenset[int]:
+    """Label-map ids of class ``names``; the error lists the known names."""
+    by_name = {v: k for k, v in labels.items()}
+    ids = set()
+    for name in names:
+        name = name.strip()
+        if name.isdigit():
+            ids.add(int(name))
+        elif name in by_name:
+            ids.add(by_name[name])
+        else:
+            raise ConfigError(
+                f"unknown class {name!r}; known classes: {', '.join(sorted(by_name))}"
+            )
+    return frozenset(ids)
+
+
+def load_predictor(
+    model: str | os.PathLike,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """An :class:`EIPredictor` on ``model`` (name or path) named for the detector's keys."""
+    from . import models
+    from .predictor import EIPredictor
+
+    path = models.resolve(str(model), progress=progress)
+    if Path(path).is_dir():
+        probe = EIPredictor(path, device=device, warmup=False)
+        inputs = list(probe.inputs.values())
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: expected one image input, the model has {inputs}")
+        missing = [k for k in ("detection_boxes", "detection_scores", "detection_classes")
+                   if k not in probe.output_keys]
+        if missing:
+            raise ModelError(
+                f"{path}: not an Object Detection API model: no outputs {missing}; "
+                f"it has: {', '.join(probe.output_keys)}"
+            )
+        outputs = {k: k for k in ("detection_boxes", "detection_scores", "detection_classes")}
+        if "num_detections" in probe.output_keys:
+            outputs["num_detections"] = "num_detections"
+        return EIPredictor(path, {"inputs": inputs[0]}, outputs, device=device)
+    names = {k: k + ":0" for k in ("detection_boxes", "detection_scores", "detection_classes",
+                                   "num_detections")}
+    return EIPredictor(path, {"inputs": "image_tensor:0"}, names, device=device)
+
+
+class Detector(Stage):
+    """Finds objects in each frame and attaches them as ``frame.detections``.
+
+    ``model`` is a known model name (default ``centernet``), a SavedModel directory, a frozen
+    graph ``.pb``, or an already built predictor callable. Loading happens in ``open()``, timed
+    as ``model_load_s``.
+    """
+
+    name = "detect"
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Predictor | None = None,
+        *,
+        threshold: float = 0.4,
+        batch_size: int = 1,
+        classes: Iterable[str] | None = None,
+        input_size: tuple[int, int] | None = None,
+        device: str | None = None,
+        labels: Mapping[int, str] | None = None,
+        backend: str = "auto",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+        self.model = model if model is not None else "centernet"
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.labels = dict(labels) if labels is not None else COCO_LABELS
+        self.keep = class_ids_for(classes, self.labels) if classes else None
+        self.input_size = input_size
+        self.device = device
+        self.backend = backend
+        self.progress = progress
+        self.predictor: Any = None
+        self.model_load_s = 0.0
+        self._keys: dict[str, str] = {}
+        self._max_batch: int | None = None
+        self._letterbox = False
+
+    def open(self, info: StreamInfo | None = None) -> None:
+        t0 = time.perf_counter()
+        if callable(self.model) and not isinstance(self.model, str | os.PathLike):
+            self.predictor = self.model
+        else:
+            self.predictor = load_predictor(self.model, self.device, self.progress)
+        if self.input_size is None:
+            self.input_size = getattr(self.predictor, "input_size", None)
+        self._max_batch = getattr(self.predictor, "max_batch", None)
+        self._letterbox = getattr(self.predictor, "resize", "stretch") == "letterbox"
+        self.model_load_s = time.perf_counter() - t0
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        if self.predictor is None:
+            self.open()
+        out: list[Frame] = []
+        step = self._max_batch or len(frames)
+        for run in _same_size_runs(frames, self.input_size):
+            for start in range(0, len(run), step):
+                out.extend(self._detect(run[start : start + step]))
+        return out
+
+    def process(self, frame: Frame) -> Frame:
+        return self.process_batch([frame])[0]
+
+    def _detect(self, frames: list[Frame]) -> list[Frame]:
+        if self.input_size:
+            images = [f.rgb(*self._model_size(f)) for f in frames]
+        else:
+            images = [f.image for f in frames]
+        batch = images[0] if len(images) == 1 else np.concatenate(images, axis=0)
+        result = self.predictor({"inputs": batch})
+        get = self._getter(result)
+        boxes, scores, classes = get("boxes"), get("scores"), get("classes")
+        num = get("num", required=False)
+        out = []
+        for i, f in enumerate(frames):
+            dets = Detections.from_od_api(
+                boxes[i], scores[i], classes[i], f.width, f.height,
+                num=None if num is None else float(np.reshape(num, -1)[i]),
+                threshold=self.threshold, labels=self.labels, keep=self.keep,
+            )
+            out.append(f.with_detections(dets))
+        return out
+
+    def _model_size(self, frame: Frame) -> tuple[int, int]:
+        """The size to scale ``frame`` to before the model (the model fits it exactly)."""
+        w, h = self.input_size  # type: ignore[misc]
+        if not self._letterbox:
+            return w, h
+        scale = min(w / frame.width, h / frame.height)
+        return max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+
+    def _getter(self, result: Mapping[str, Any]) -> Callable[..., Any]:
+        def get(role: str, required: bool = True) -> Any:
+            key = self._keys.get(role)
+            if key is None:
+                key = next((k for k in _OUTPUT_KEYS[role] if k in result), None)
+                if key is None:
+                    if not required:
+                        return None
+                    raise ModelError(
+                        f"the model returned {sorted(result)}; expected one of "
+                        f"{list(_OUTPUT_KEYS[role])} for {role}"
+                    )
+                self._keys[role] = key
+            return np.asarray(result[key])
+
+        return get
+
+    def describe(self) -> dict:
+        info = {"batch_size": self.batch_size, "threshold": self.threshold}
+        describe = getattr(self.predictor, "describe", None)
+        if callable(describe):
+            info.update(describe())
+        else:
+            info.setdefault("model", str(self.model))
+        info["model_load_s"] = round(self.model_load_s, 4)
+        return info
+
+
+def _same_size_runs(frames: list[Frame], input_size: Any) -> list[list[Frame]]:
+    """Consecutive frames of one size (always one run when the model input size is fixed)."""
+    if input_size:
+        return [frames]
+    runs: list[list[Frame]] = []
+    for f in frames:
+        if runs and (runs[-1][0].width, runs[-1][0].height) == (f.width, f.height):
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    return runs

@@ -1,0 +1,497 @@
+"""Stages in threads, linked by bounded channels.
+
+The pipeline owns the threads, the channels, end-of-stream, cancellation and error
+propagation; a stage only transforms items::
+
+    with Pipeline(VideoSource("in.mp4"), [Detector(predictor)], [VideoWriter("out.mp4")]) as p:
+        summary = p.run()
+
+    for frame in Pipeline(VideoSource("in.mp4"), [Detector(predictor)]):
+        print(frame.index, frame.detections.labels)
+
+How it ends:
+
+* input exhausted: the source closes its channel, every stage drains and closes in turn;
+* :meth:`Pipeline.stop` (first Ctrl-C): the source stops reading, frames already in flight
+  still reach the sinks, outputs are finalized;
+* an exception in stage *k*: every channel upstream of *k* is aborted (producers stop at
+  once), the channel after *k* is closed (what already passed *k* still reaches the sinks), and
+  the error is re-raised to the caller with the stage name and frame index;
+* :meth:`Pipeline.abort` (second Ctrl-C): every channel is aborted, stages close at once.
+
+Every stage's ``close()`` runs once its ``open()`` succeeded, whatever happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from .channel import Channel, ChannelAborted, EndOfStream
+from .errors import Cancelled, StageError, VidstreamError
+from .frames import Frame, StreamInfo
+from .stats import LatencyHistogram, StageCounters, StageStats
+from .summary import Summary
+
+DEFAULT_CAPACITY = 8
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Produces frames: ``open()`` describes the stream, ``frames()`` yields it."""
+
+    name: str
+
+    def open(self) -> StreamInfo: ...
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class Stage:
+    """A processing step: ``open(info)``, ``process(item)`` per item, ``close()``.
+
+    ``process`` returns the item to pass on (or ``None`` to drop it). A stage that prefers
+    batches sets ``batch_size`` and overrides ``process_batch``.
+    """
+
+    name = "stage"
+    batch_size = 1
+    linger: float | None = None  # see Channel.get_batch; None = wait for a full batch
+
+    def open(self, info: StreamInfo) -> None:
+        """Acquire resources; called once before the first item."""
+
+    def process(self, item: Any) -> Any:
+        raise NotImplementedError
+
+    def process_batch(self, items: list) -> list:
+        return [self.process(item) for item in items]
+
+    def close(self) -> None:
+        """Release resources; runs once open() succeeded, also after an error."""
+
+
+class FunctionStage(Stage):
+    """A stage from a plain function ``f(frame) -> frame | None``.
+
+    >>> stage = FunctionStage(lambda f: f, name="noop")
+    >>> stage.name
+    'noop'
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "stage")
+
+    def process(self, item: Any) -> Any:
+        return self.fn(item)
+
+
+class SinkGroup(Stage):
+    """Runs several sinks in one thread, in order; passes each item on unchanged."""
+
+    name = "sink"
+
+    def __init__(self, sinks: list[Stage]) -> None:
+        self.sinks = sinks
+        self._opened: list[Stage] = []
+
+    def open(self, info: StreamInfo) -> None:
+        for sink in self.sinks:
+            sink.open(info)
+            self._opened.append(sink)
+
+    def process(self, item: Any) -> Any:
+        for sink in self.sinks:
+            sink.process(item)
+        return item
+
+    def close(self) -> None:
+        first: BaseException | None = None
+        for sink in reversed(self._opened):
+            try:
+                sink.close()
+            except BaseException as e:  # every sink must get its close()
+                first = first or e
+        self._opened.clear()
+        if first is not None:
+            raise first
+
+
+def as_stage(stage: Stage | Callable[[Any], Any]) -> Stage:
+    if isinstance(stage, Stage):
+        return stage
+    if hasattr(stage, "process"):
+        return stage  # duck-typed stage
+    if callable(stage):
+        return FunctionStage(stage)
+    raise TypeError(f"not a stage or a callable: {stage!r}")
+
+
+class Pipeline:
+    """Source -> stages -> sinks, each in its own thread, linked by bounded channels."""
+
+    def __init__(
+        self,
+        source: Source,
+        stages: Iterable[Stage | Callable[[Any], Any]] = (),
+        sinks: Iterable[Stage] = (),
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        leaky: bool | None = None,
+    ) -> None:
+        self.source = source
+        self.stages: list[Stage] = [as_stage(s) for s in stages]
+        sinks = list(sinks)
+        if sinks:
+            self.stages.append(SinkGroup(sinks))
+        self.capacity = capacity
+        self._leaky = leaky
+        self.info: StreamInfo | None = None
+        self._counters = [StageCounters(source.name)] + [
+            StageCounters(s.name) for s in self.stages
+        ]
+        self._channels: list[Channel] = []
+        self._threads: list[threading.Thread] = []
+        self._opened: list[Any] = []
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._interrupted = False
+        self._remaining = 0
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self._open_s: dict[str, float] = {}
+        self.latency = LatencyHistogram()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._threads and not self._done.is_set():
+            self.abort()
+            self._join()
+        self._close_unstarted()
+
+    def open(self) -> StreamInfo:
+        """Open every stage in order (source first); on failure close what was opened."""
+        if self.info is not None:
+            return self.info
+        try:
+            t = time.perf_counter()
+            info = self.source.open()
+            self._opened.append(self.source)
+            self._open_s[self.source.name] = time.perf_counter() - t
+            for stage in self.stages:
+                t = time.perf_counter()
+                stage.open(info)
+                self._opened.append(stage)
+                self._open_s[stage.name] = time.perf_counter() - t
+        except BaseException:
+            self._close_unstarted()
+            raise
+        self.info = info
+        return info
+
+    def run(self) -> Summary:
+        """Run to the end of the input; returns the summary, raises the first stage error.
+
+        A first KeyboardInterrupt stops reading and lets in-flight frames finish (the summary
+        says ``interrupted``); a second one aborts at once.
+        """
+        self._start(out=None)
+        self._wait()
+        summary = self.summary()
+        self._raise_error()
+        return summary
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Run and yield every frame that leaves the last stage."""
+        out = Channel(self.capacity, name="output")
+        self._start(out=out)
+        finished = False
+        try:
+            while True:
+                try:
+                    item = out.get()
+                except (EndOfStream, ChannelAborted):
+                    break
+                yield item
+            finished = True
+        finally:
+            if not finished:
+                self.abort()
+            self._join()
+        self._raise_error()
+
+    def stop(self) -> None:
+        """Stop reading input; frames in flight still reach the sinks."""
+        self._interrupted = True
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Stop now: wake every stage and close it; frames in flight are discarded."""
+        self._interrupted = True
+        self._aborted = True
+        self._stop.set()
+        for ch in self._channels:
+            ch.abort()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    # -- observation -----------------------------------------------------------------------
+    def stats(self) -> list[StageStats]:
+        """A snapshot of every stage's counters, source first (safe from any thread)."""
+        out = []
+        for i, c in enumerate(self._counters):
+            inbox = self._channels[i - 1] if 0 < i <= len(self._channels) else None
+            out.append(
+                c.snapshot(len(inbox), inbox.capacity) if inbox is not None else c.snapshot()
+            )
+        return out
+
+    @property
+    def dropped(self) -> int:
+        return sum(ch.dropped for ch in self._channels)
+
+    @property
+    def elapsed_s(self) -> float:
+        if self._started_at is None:
+            return 0.0
+        return (self._ended_at or time.perf_counter()) - self._started_at
+
+    def summary(self) -> Summary:
+        stats = self.stats()
+        frames = stats[-1].items_out
+        wall = self.elapsed_s
+        return Summary(
+            frames=frames,
+            wall_s=wall,
+            fps=frames / wall if wall > 0 else 0.0,
+            model_load_s=sum(
+                getattr(s, "model_load_s", 0.0) or 0.0 for s in self.stages
+            ),
+            latency=self.latency,
+            stages=stats,
+            open_s=dict(self._open_s),
+            decode_errors=getattr(self.source, "decode_errors", 0),
+            dropped=self.dropped,
+            interrupted=self._interrupted,
+            error=_one_line(self._error) if self._error else None,
+            info=self.info,
+            details=self._details(),
+        )
+
+    def _details(self) -> dict:
+        details: dict = {}
+        for obj in [self.source, *self.stages]:
+            describe = getattr(obj, "describe", None)
+            if callable(describe):
+                details.update(describe())
+        return details
+
+    # -- machinery -------------------------------------------------------------------------
+    def _start(self, out: Channel | None) -> None:
+        if self._threads:
+            raise RuntimeError("a Pipeline runs once; build a new one to run again")
+        info = self.open()
+        leaky_first = info.live if self._leaky is None else self._leaky
+        self._channels = [
+            Channel(self.capacity, leaky=(i == 0 and leaky_first), name=f"to-{s.name}")
+            for i, s in enumerate(self.stages)
+        ]
+        if out is not None:
+            self._channels.append(out)
+        outboxes: list[Channel | None] = list(self._channels)
+        if out is None:
+            outboxes.append(None)
+        self._remaining = 1 + len(self.stages)
+        self._started_at = time.perf_counter()
+        self._threads = [
+            threading.Thread(
+                target=self._run_source, args=(outboxes[0],), name="vidstream-" + self.source.name,
+                daemon=True,
+            )
+        ]
+        for i, stage in enumerate(self.stages, start=1):
+            self._threads.append(
+                threading.Thread(
+                    target=self._run_stage,
+                    args=(i, stage, self._channels[i - 1], outboxes[i]),
+                    name="vidstream-" + stage.name,
+                    daemon=True,
+                )
+            )
+        for t in self._threads:
+            t.start()
+
+    def _wait(self) -> None:
+        # Wait in short slices so Ctrl-C reaches this (main) thread promptly.
+        while True:
+            try:
+                while not self._done.wait(0.1):
+                    pass
+                break
+            except KeyboardInterrupt:
+                if self._interrupted:
+                    self.abort()
+                else:
+                    self.stop()
+        self._join()
+
+    def _join(self) -> None:
+        for t in self._threads:
+            t.join()
+
+    def _finished_one(self) -> None:
+        with self._lock:
+            self._remaining -= 1
+            if self._remaining == 0:
+                self._ended_at = time.perf_counter()
+                self._done.set()
+
+    def _fail(self, position: int, exc: BaseException, frame: int | None) -> None:
+        """Record the first error; abort every channel upstream of ``position``."""
+        with self._lock:
+            if self._error is None:
+                self._error = _with_context(exc, self._counters[position].name, frame)
+        self._stop.set()
+        for ch in self._channels[:position]:
+            ch.abort()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._aborted:
+            raise Cancelled("pipeline aborted")
+
+    def _run_source(self, outbox: Channel | None) -> None:
+        c = self._counters[0]
+        c.started = time.perf_counter()
+        frames = None
+        frame_index: int | None = None
+        try:
+            frames = self.source.frames()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(frames)
+                except StopIteration:
+                    break
+                t1 = time.perf_counter()
+                c.busy_s += t1 - t0
+                frame_index = getattr(item, "index", None)
+                if outbox is not None:
+                    outbox.put(item)
+                    c.blocked_s += time.perf_counter() - t1
+                    c.dropped = outbox.dropped
+                c.items_out += 1
+        except ChannelAborted:
+            pass
+        except BaseException as e:
+            c.errors += 1
+            self._fail(0, e, None if frame_index is None else frame_index + 1)
+        finally:
+            self._close_stage(0, self.source, frames)
+            if outbox is not None:
+                outbox.close()
+            c.ended = time.perf_counter()
+            self._finished_one()
+
+    def _run_stage(
+        self, position: int, stage: Stage, inbox: Channel, outbox: Channel | None
+    ) -> None:
+        c = self._counters[position]
+        c.started = time.perf_counter()
+        last = position == len(self.stages)
+        batch_size = max(1, int(getattr(stage, "batch_size", 1) or 1))
+        linger = getattr(stage, "linger", None)
+        batch: list = []
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    batch = inbox.get_batch(batch_size, linger)
+                except EndOfStream:
+                    break
+                t1 = time.perf_counter()
+                c.starved_s += t1 - t0
+                c.items_in += len(batch)
+                results = stage.process_batch(batch) if batch_size > 1 or len(batch) > 1 else [
+                    stage.process(batch[0])
+                ]
+                t2 = time.perf_counter()
+                c.busy_s += t2 - t1
+                for item in results:
+                    if item is None:
+                        c.dropped += 1
+                        continue
+                    if outbox is not None:
+                        outbox.put(item)
+                    c.items_out += 1
+                    if last and isinstance(item, Frame):
+                        self.latency.add(time.perf_counter() - item.created)
+                c.blocked_s += time.perf_counter() - t2
+        except ChannelAborted:
+            pass
+        except BaseException as e:
+            c.errors += 1
+            self._fail(position, e, getattr(batch[0], "index", None) if batch else None)
+        finally:
+            self._close_stage(position, stage, None)
+            if outbox is not None:
+                outbox.close()
+            c.ended = time.perf_counter()
+            self._finished_one()
+
+    def _close_stage(self, position: int, stage: Any, generator: Any) -> None:
+        try:
+            if generator is not None:
+                generator.close()
+        except BaseException as e:
+            self._fail(position, e, None)
+        with self._lock:
+            opened = stage in self._opened
+            if opened:
+                self._opened.remove(stage)
+        try:
+            if opened:
+                stage.close()
+        except BaseException as e:
+            self._fail(position, e, None)
+
+    def _close_unstarted(self) -> None:
+        while self._opened:
+            stage = self._opened.pop()
+            try:
+                stage.close()
+            except Exception:
+                pass  # the open() error that brought us here is the one to report
+
+
+def _with_context(exc: BaseException, stage: str, frame: int | None) -> BaseException:
+    if isinstance(exc, VidstreamError):
+        exc.stage = exc.stage or stage
+        exc.frame = exc.frame if exc.frame is not None else frame
+        return exc
+    where = f"stage {stage!r}" + (f" at frame {frame}" if frame is not None else "")
+    err = StageError(f"{where}: {type(exc).__name__}: {exc}", stage=stage, frame=frame)
+    err.__cause__ = exc
+    return err
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

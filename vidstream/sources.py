@@ -1,0 +1,472 @@
+"""Decoder stage: frames from a file, a network stream or a camera, decoded by PyAV.
+
+>>> src = VideoSource("clip.mp4")                      # doctest: +SKIP
+>>> info = src.open(); print(info.width, info.height, info.rate)   # doctest: +SKIP
+>>> for frame in src.frames(): ...                     # doctest: +SKIP
+
+Library errors are translated here, at the boundary, into one-line :mod:`vidstream.errors`
+that name the input and the cause. PyAV raises more than ``av.FFmpegError`` on bad input
+(``UnicodeDecodeError`` from metadata, ``IndexError`` from a corrupt MPEG-TS demux), so those
+are caught too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from .errors import (
+    CorruptInputError,
+    EmptyInputError,
+    FrameTooLargeError,
+    InputError,
+    InputNotFoundError,
+    NoVideoStreamError,
+    SourceError,
+    StallError,
+)
+from .frames import Frame, StreamInfo
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K; a hostile header cannot make us allocate more
+DEFAULT_MAX_DECODE_ERRORS = 100
+
+# Errors PyAV raises on broken input besides its own FFmpegError family.
+_READ_ERRORS = (av.FFmpegError, OSError, UnicodeDecodeError, IndexError, ValueError, EOFError)
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+
+
+def mask_credentials(uri: str) -> str:
+    """``rtsp://user:secret@host/x`` -> ``rtsp://***@host/x``; anything else unchanged.
+
+    >>> mask_credentials("rtsp://admin:hunter2@10.0.0.5/stream")
+    'rtsp://***@10.0.0.5/stream'
+    """
+    return _CREDENTIALS.sub(r"\g<scheme>***@", str(uri))
+
+
+def is_live(uri: str) -> bool:
+    """True for network URLs and capture devices, which never end and must not fall behind."""
+    uri = str(uri)
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    return scheme in LIVE_SCHEMES or uri.startswith("/dev/video")
+
+
+def _describe(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    # FFmpeg messages repeat the path: "[Errno 1094995529] Invalid data ...: 'x.mp4'"
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    text = re.sub(r":\s*'[^']*'$", "", text)
+    if isinstance(e, UnicodeDecodeError):
+        return "corrupt metadata"
+    if isinstance(e, IndexError):
+        return "corrupt container"
+    return text or type(e).__name__
+
+
+class VideoSource:
+    """Decodes a video file, URL or camera into :class:`~vidstream.frames.Frame` objects.
+
+    Files are read to the end and nothing is dropped. Live sources (network URLs, ``/dev/video*``)
+    are opened with read timeouts, reconnect up to ``reconnect`` times with backoff, and raise
+    :class:`~vidstream.errors.StallError` when no frame arrives for ``stall_timeout`` seconds.
+    """
+
+    name = "decode"
+
+    def __init__(
+        self,
+        uri: str | os.PathLike,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_decode_errors: int = DEFAULT_MAX_DECODE_ERRORS,
+        max_frames: int | None = None,
+        threads: int = 0,
+        live: bool | None = None,
+        format: str | None = None,
+        options: dict[str, str] | None = None,
+        open_timeout: float = 10.0,
+        stall_timeout: float = 10.0,
+        reconnect: int = 0,
+        reconnect_delay: float = 1.0,
+        realtime: bool = False,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.uri = str(uri)
+        self.display = mask_credentials(self.uri)
+        self.live = is_live(self.uri) if live is None else live
+        self.max_pixels = max_pixels
+        self.max_decode_errors = max_decode_errors
+        self.max_frames = max_frames
+        self.threads = threads
+        self.format = format or ("v4l2" if self.uri.startswith("/dev/video") else None)
+        self.options = dict(options or {})
+        self.open_timeout = open_timeout
+        self.stall_timeout = stall_timeout
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.realtime = realtime
+        self._sleep = sleep
+        self.decode_errors = 0
+        self.corrupt_frames = 0
+        self.reconnects = 0
+        self.ended_early: str | None = None
+        self.info: StreamInfo | None = None
+        self._container: Any = None
+        self._stream: Any = None
+        self._first: Any = None  # first decoded picture, read in open() to fail fast
+        self._packets: Iterator[Any] | None = None
+        self._stop = threading.Event()
+
+    # -- stage interface -------------------------------------------------------------------
+    def open(self) -> StreamInfo:
+        if not self.live:
+            self._check_file()
+        self._connect()
+        return self.info  # type: ignore[return-value]
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        last_pts: int | None = None
+        pts_offset = 0
+        step = self._pts_step()
+        while True:
+            try:
+                for picture in self._pictures():
+                    if self.max_frames is not None and index >= self.max_frames:
+                        return
+                    if picture.is_corrupt:
+                        self.corrupt_frames += 1
+                    pts = picture.pts
+                    if pts is None:
+                        pts = (last_pts + step) if last_pts is not None else 0
+                    pts += pts_offset
+                    if last_pts is not None and pts <= last_pts:
+                        if not self.live:
+                            pts = last_pts + step  # keep the writer's timestamps increasing
+                        else:  # a reconnect restarted the clock: continue after the last one
+                            pts_offset += last_pts + step - pts
+                            pts = last_pts + step
+                    picture.pts = pts
+                    last_pts = pts
+                    yield Frame.from_av(picture, index)
+                    index += 1
+                break
+            except (SourceError, *_READ_ERRORS) as e:
+                if not self.live or self.reconnects >= self.reconnect or self._stop.is_set():
+                    if isinstance(e, SourceError):
+                        raise
+                    raise SourceError(
+                        f"{self.display}: stream lost: {_describe(e)}", source=self.display
+                    ) from e
+                self._reconnect(e)
+        if index == 0:
+            raise EmptyInputError(
+                f"{self.display}: no frame could be decoded"
+                + (f" ({self.decode_errors} decode errors)" if self.decode_errors else ""),
+                source=self.display,
+            )
+        self._check_complete(index)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._release()
+
+    def describe(self) -> dict:
+        return {
+            "source": {
+                "decode_errors": self.decode_errors,
+                "corrupt_frames": self.corrupt_frames,
+                "reconnects": self.reconnects,
+                "ended_early": self.ended_early,
+            }
+        }
+
+    # -- opening ---------------------------------------------------------------------------
+    def _check_file(self) -> None:
+        path = Path(self.uri)
+        if not path.exists():
+            raise InputNotFoundError(f"{self.display}: no such file", source=self.display)
+        if path.is_dir():
+            raise InputError(f"{self.display}: is a directory, not a video", source=self.display)
+        if path.stat().st_size == 0:
+            raise EmptyInputError(f"{self.display}: file is empty", source=self.display)
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{self.display}: permission denied", source=self.display)
+
+    def _connect(self) -> None:
+        kwargs: dict[str, Any] = {"metadata_errors": "replace"}
+        options = dict(self.options)
+        if self.live:
+            kwargs["timeout"] = (self.open_timeout, self.stall_timeout)
+            if self.uri.startswith("rtsp"):
+                options.setdefault("rtsp_transport", "tcp")
+                options.setdefault("timeout", str(int(self.stall_timeout * 1_000_000)))
+        if self.format:
+            kwargs["format"] = self.format
+        if options:
+            kwargs["options"] = options
+        try:
+            container = av.open(self.uri, **kwargs)
+        except _READ_ERRORS as e:
+            if self.live:
+                raise SourceError(
+                    f"{self.display}: cannot open: {_describe(e)}", source=self.display
+                ) from e
+            raise CorruptInputError(
+                f"{self.display}: not a readable video: {_describe(e)}", source=self.display
+            ) from e
+        try:
+            self._setup(container)
+        except BaseException:
+            container.close()
+            raise
+
+    def _setup(self, container: Any) -> None:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise NoVideoStreamError(
+                f"{self.display}: no video stream (streams: {', '.join(kinds)})",
+                source=self.display,
+            )
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
+        self._check_size(stream.codec_context.width, stream.codec_context.height)
+        self._container, self._stream = container, stream
+        self._packets = None
+        self._first = None
+        try:
+            self._first = next(self._decode_pictures())
+        except StopIteration:
+            self._first = None
+        if self._first is None:
+            self._release()
+            raise EmptyInputError(
+                f"{self.display}: no frame could be decoded"
+                + (f" ({self.decode_errors} decode errors)" if self.decode_errors else "")
+                + ("" if self.live else "; the file may be truncated or damaged"),
+                source=self.display,
+            )
+        self._check_size(self._first.width, self._first.height)
+        if self.info is None:
+            self.info = self._stream_info(container, stream, self._first)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > self.max_pixels:
+            raise FrameTooLargeError(
+                f"{self.display}: frame size {width}x{height} exceeds the limit of "
+                f"{self.max_pixels} pixels (see --max-pixels)",
+                source=self.display,
+            )
+
+    def _stream_info(self, container: Any, stream: Any, first: Any) -> StreamInfo:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        tb = stream.time_base or first.time_base
+        duration = None
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        frames = stream.frames or None
+        if frames is None and duration and rate and not self.live:
+            frames = round(duration * rate)
+        if self.max_frames is not None and frames is not None:
+            frames = min(frames, self.max_frames)
+        return StreamInfo(
+            uri=self.display,
+            width=first.width,
+            height=first.height,
+            rate=Fraction(rate) if rate else None,
+            time_base=Fraction(tb) if tb else None,
+            frames=frames if not self.live else None,
+            duration_s=duration if not self.live else None,
+            codec=stream.codec_context.name,
+            live=self.live,
+            path=None if self.live else self.uri,
+            has_audio=bool(container.streams.audio),
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def _pictures(self) -> Iterator[Any]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._decode_pictures()
+
+    def _decode_pictures(self) -> Iterator[Any]:
+        """Decoded pictures; isolated bad packets are counted and skipped."""
+        stream = self._stream
+        failures_in_a_row = 0
+        t_picture = time.monotonic()
+        t_start: float | None = None
+        pts0 = 0.0
+        while True:
+            if self._packets is None:
+                self._packets = iter(self._container.demux(stream))
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return
+            except av.ExitError as e:  # FFmpeg's read timeout fired
+                raise StallError(
+                    f"{self.display}: no data for {self.stall_timeout:g} s (--stall-timeout)",
+                    source=self.display,
+                ) from e
+            except (av.FFmpegError, IndexError) as e:
+                if self.live:
+                    raise  # frames() reconnects
+                self._count_error(e)
+                failures_in_a_row += 1
+                if failures_in_a_row >= 3:
+                    return  # the input ends inside a damaged region
+                self._packets = None  # demuxing resumes after the damaged region
+                continue
+            failures_in_a_row = 0
+            try:
+                pictures = packet.decode()
+            except (av.FFmpegError, ValueError) as e:
+                self._count_error(e)
+                pictures = []
+            now = time.monotonic()
+            if not pictures:
+                if self.live and self.stall_timeout and now - t_picture > self.stall_timeout:
+                    raise StallError(
+                        f"{self.display}: no decodable frame for {self.stall_timeout:g} s "
+                        "(--stall-timeout)",
+                        source=self.display,
+                    )
+                continue
+            t_picture = now
+            for picture in pictures:
+                if self.realtime and picture.time is not None:
+                    if t_start is None:
+                        t_start, pts0 = time.monotonic(), picture.time
+                    ahead = (picture.time - pts0) - (time.monotonic() - t_start)
+                    if ahead > 0:
+                        self._sleep(ahead)
+                yield picture
+
+    def _count_error(self, e: BaseException) -> None:
+        self.decode_errors += 1
+        if self.decode_errors > self.max_decode_errors:
+            raise CorruptInputError(
+                f"{self.display}: more than {self.max_decode_errors} decode errors "
+                f"(last: {_describe(e)}); see --max-decode-errors",
+                source=self.display,
+            ) from e
+
+    def _pts_step(self) -> int:
+        info = self.info
+        if info and info.rate and info.time_base:
+            return max(1, round(1 / (info.rate * info.time_base)))
+        return 1
+
+    def _check_complete(self, decoded: int) -> None:
+        info = self.info
+        if self.max_frames is not None and decoded >= self.max_frames:
+            return
+        if info and info.frames and decoded < info.frames:
+            self.ended_early = f"the input states {info.frames} frames; {decoded} were decoded"
+        elif self.decode_errors:
+            self.ended_early = f"{self.decode_errors} packets could not be decoded"
+
+    # -- live ------------------------------------------------------------------------------
+    def _reconnect(self, cause: BaseException) -> None:
+        while self.reconnects < self.reconnect and not self._stop.is_set():
+            self.reconnects += 1
+            delay = self.reconnect_delay * (2 ** (self.reconnects - 1))
+            delay = min(delay, 30.0) * random.uniform(0.8, 1.2)  # jitter: cameras reboot together
+            self._release()
+            self._sleep(delay)
+            try:
+                self._connect()
+                return
+            except SourceError as e:
+                cause = e
+        raise SourceError(
+            f"{self.display}: stream lost after {self.reconnects} reconnect attempts: "
+            f"{_describe(cause)}",
+            source=self.display,
+        ) from cause
+
+    def _release(self) -> None:
+        container, self._container = self._container, None
+        self._packets = None
+        self._first = None
+        if container is not None:
+            try:
+                container.close()
+            except Exception:
+                pass
+
+
+class ArraySource:
+    """Frames from numpy arrays (``(H, W, 3)`` or ``(1, H, W, 3)`` RGB uint8).
+
+    >>> import numpy as np
+    >>> src = ArraySource([np.zeros((4, 6, 3), np.uint8)] * 3, rate=25)
+    >>> info = src.open(); [f.index for f in src.frames()], info.width, info.height
+    ([0, 1, 2], 6, 4)
+    """
+
+    name = "decode"
+
+    def __init__(self, images: Any, rate: float | Fraction = 30, frames: int | None = None):
+        self.images = images
+        self.rate = Fraction(rate).limit_denominator(1001)
+        self.time_base = 1 / self.rate
+        self.count = frames if frames is not None else _len_or_none(images)
+        self._iter: Iterator[Any] | None = None
+        self._first: np.ndarray | None = None
+
+    def open(self) -> StreamInfo:
+        self._iter = iter(self.images)
+        try:
+            self._first = np.asarray(next(self._iter))
+        except StopIteration:
+            raise EmptyInputError("ArraySource: no images") from None
+        shape = self._first.shape[-3:]
+        return StreamInfo(
+            uri="<arrays>",
+            width=shape[1],
+            height=shape[0],
+            rate=self.rate,
+            time_base=self.time_base,
+            frames=self.count,
+            duration_s=self.count / self.rate if self.count else None,
+        )
+
+    def frames(self) -> Iterator[Frame]:
+        assert self._iter is not None, "open() first"
+        first, self._first = self._first, None
+        images = [first] if first is not None else []
+        for index, image in enumerate(_chain(images, self._iter)):
+            yield Frame.from_array(np.asarray(image), index, index, self.time_base)
+
+    def close(self) -> None:
+        self._iter = None
+
+
+def _len_or_none(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except TypeError:
+        return None
+
+
+def _chain(first: list, rest: Iterator[Any]) -> Iterator[Any]:
+    yield from first
+    yield from rest

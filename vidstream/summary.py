@@ -1,0 +1,87 @@
+"""What a run did and cost, as one value: written to ``--summary`` JSON and printed at the end.
+
+One piece of code computes these numbers for ``detect``, ``run`` and ``bench``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .cost import CostEstimate, Price
+from .stats import LatencyHistogram, StageStats, bottleneck
+
+if TYPE_CHECKING:
+    from .frames import StreamInfo
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Frames, time, per-stage shares, latency and cost of one pipeline run.
+
+    ``fps`` is frames per second of processing wall time (model loading excluded: it happens
+    in ``open()`` before the clock starts, and is reported as ``model_load_s``).
+    """
+
+    frames: int
+    wall_s: float
+    fps: float
+    model_load_s: float
+    latency: LatencyHistogram
+    stages: list[StageStats]
+    open_s: dict[str, float] = field(default_factory=dict)
+    decode_errors: int = 0
+    dropped: int = 0
+    interrupted: bool = False
+    error: str | None = None
+    info: StreamInfo | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    price: Price | None = None
+
+    def with_price(self, price: Price | None) -> Summary:
+        return dataclasses.replace(self, price=price)
+
+    @property
+    def cost(self) -> CostEstimate | None:
+        if self.price is None:
+            return None
+        return CostEstimate(self.price, self.fps, self.wall_s)
+
+    @property
+    def bottleneck(self) -> StageStats | None:
+        return bottleneck(self.stages)
+
+    def stage(self, name: str) -> StageStats | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        neck = self.bottleneck
+        info = self.info
+        return {
+            "frames": self.frames,
+            "wall_s": round(self.wall_s, 4),
+            "fps": round(self.fps, 3),
+            "model_load_s": round(self.model_load_s, 4),
+            "latency_ms": self.latency.to_dict(),
+            "stages": {s.name: s.to_dict() for s in self.stages},
+            "bottleneck": neck.name if neck else None,
+            "decode_errors": self.decode_errors,
+            "dropped": self.dropped,
+            "interrupted": self.interrupted,
+            "error": self.error,
+            "input": None
+            if info is None
+            else {
+                "uri": info.uri,
+                "width": info.width,
+                "height": info.height,
+                "rate": str(info.rate) if info.rate else None,
+                "frames": info.frames,
+                "duration_s": info.duration_s,
+                "codec": info.codec,
+                "live": info.live,
+            },
+            **self.details,
+            "cost": self.cost.to_dict() if self.cost else None,
+        }
