@@ -138,3 +138,41 @@ def test_models_cli_list_and_path(centernet, capsys):
     assert capsys.readouterr().out.strip() == str(centernet)
     assert main(["models", "list"]) == 0
     assert "centernet" in capsys.readouterr().out
+
+
+def test_tflite_fast_path_finds_the_same_boxes_as_the_saved_model(photo_run):
+    from vidstream import Detector, VideoSource
+
+    fast, plain = Detector(threshold=0.25), Detector(threshold=0.25, backend="tf")
+    fast.open()
+    plain.open()
+    assert fast.predictor.format == "tflite" and plain.predictor.format == "saved_model"
+    src = VideoSource(photo_run["clip"])
+    src.open()
+    matched = total = 0
+    for frame in src.frames():
+        a = fast.process(frame).detections
+        for d in plain.process(frame).detections:
+            total += 1
+            matched += any(x.label == d.label and iou(x.box, d.box) >= 0.9 for x in a)
+    src.close()
+    assert total >= 40
+    assert matched / total >= 0.99, (matched, total)
+
+
+def test_batched_detector_matches_batch_one(photo_run):
+    from vidstream import Detector, Pipeline, VideoSource
+
+    def boxes(batch_size):
+        out = []
+        for frame in Pipeline(VideoSource(photo_run["clip"], max_frames=8),
+                              [Detector(batch_size=batch_size)]):
+            out.append([(d.label, d.box) for d in frame.detections])
+        return out
+
+    one, four = boxes(1), boxes(4)
+    assert len(one) == len(four) == 8
+    for a, b in zip(one, four, strict=True):
+        assert [x[0] for x in a] == [x[0] for x in b]
+        for (_, ba), (_, bb) in zip(a, b, strict=True):
+            assert iou(ba, bb) > 0.99

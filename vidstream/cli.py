@@ -202,6 +202,8 @@ def _add_display_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-dashboard", action="store_true",
                    help="no live view or progress lines; only the final summary")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    g.add_argument("--progress-interval", type=float, default=5.0, metavar="S",
+                   help="off a terminal: seconds between plain progress lines")
 
 
 def _add_extra_commands(sub: Any) -> None:
@@ -254,7 +256,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         catalog=args.catalog,
         overwrite=args.overwrite,
     )
-    return execute(cfg, _display_mode(args))
+    return execute(cfg, _display_mode(args), interval=args.progress_interval)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -268,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         changes["video"] = args.output
     if args.max_frames:
         changes["max_frames"] = args.max_frames
-    return execute(cfg.replace(**changes), _display_mode(args))
+    return execute(cfg.replace(**changes), _display_mode(args), interval=args.progress_interval)
 
 
 def _display_mode(args: argparse.Namespace) -> str:
@@ -279,7 +281,8 @@ def _display_mode(args: argparse.Namespace) -> str:
     return "auto"
 
 
-def execute(cfg: Any, display: str = "auto", console: Console | None = None) -> int:
+def execute(cfg: Any, display: str = "auto", console: Console | None = None,
+            interval: float = 5.0) -> int:
     """Build, run and report one pipeline; returns the exit code."""
     from .config import build_pipeline, validate
     from .cost import resolve_price
@@ -313,7 +316,7 @@ def execute(cfg: Any, display: str = "auto", console: Console | None = None) -> 
         try:
             mode = "off" if display in ("off", "quiet") else "auto"
             with monitor(pipeline, mode, console=console, title=_title(cfg), price=price,
-                         batch_size=cfg.batch_size):
+                         batch_size=cfg.batch_size, interval=interval):
                 try:
                     pipeline.run()
                 except VidstreamError as e:

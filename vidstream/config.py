@@ -225,6 +225,7 @@ def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
         classes=cfg.classes,
         device=cfg.device,
         backend=cfg.backend,
+        threads=cfg.tf_threads,
         progress=progress,
     )
     sinks: list[Any] = []

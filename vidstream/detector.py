@@ -59,12 +59,30 @@ def load_predictor(
     model: str | os.PathLike,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
 ) -> Any:
-    """An :class:`EIPredictor` on ``model`` (name or path) named for the detector's keys."""
+    """A predictor on ``model`` (name or path) answering with the detector's keys.
+
+    ``backend``: ``tf`` (an :class:`EIPredictor` on the SavedModel or frozen graph), ``tflite``
+    (the converted default model's TF Lite network, CPU only) or ``auto`` (TF Lite when the
+    model has one and no GPU is used, else TensorFlow).
+    """
     from . import models
-    from .predictor import EIPredictor
+    from .predictor import EIPredictor, read_metadata, resolve_device
 
     path = models.resolve(str(model), progress=progress)
+    device = device or "auto"
+    if backend not in ("auto", "tf", "tflite"):
+        raise ConfigError(f"unknown backend {backend!r}; use auto, tf or tflite")
+    has_lite = bool(read_metadata(path).get("tflite"))
+    if backend == "tflite" and not has_lite:
+        raise ModelError(f"{path}: has no TF Lite model (only converted default models do)")
+    if backend == "tflite" or (backend == "auto" and has_lite and
+                               resolve_device(False, device)[0] == "/CPU:0"):
+        from .lite import LitePredictor
+
+        return LitePredictor(path, threads=threads)
     if Path(path).is_dir():
         probe = EIPredictor(path, device=device, warmup=False)
         inputs = list(probe.inputs.values())
@@ -107,6 +125,7 @@ class Detector(Stage):
         device: str | None = None,
         labels: Mapping[int, str] | None = None,
         backend: str = "auto",
+        threads: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
@@ -121,6 +140,7 @@ class Detector(Stage):
         self.input_size = input_size
         self.device = device
         self.backend = backend
+        self.threads = threads
         self.progress = progress
         self.predictor: Any = None
         self.model_load_s = 0.0
@@ -133,7 +153,8 @@ class Detector(Stage):
         if callable(self.model) and not isinstance(self.model, str | os.PathLike):
             self.predictor = self.model
         else:
-            self.predictor = load_predictor(self.model, self.device, self.progress)
+            self.predictor = load_predictor(self.model, self.device, self.progress,
+                                            self.backend, self.threads)
         if self.input_size is None:
             self.input_size = getattr(self.predictor, "input_size", None)
         self._max_batch = getattr(self.predictor, "max_batch", None)
@@ -152,6 +173,12 @@ class Detector(Stage):
 
     def process(self, frame: Frame) -> Frame:
         return self.process_batch([frame])[0]
+
+    def prepare(self, frame: Frame) -> None:
+        """Scale ``frame`` to the model's input (cached on the frame); run by the thread
+        before this one, so the detector thread only runs the model."""
+        if self.input_size and isinstance(frame, Frame):
+            frame.rgb(*self._model_size(frame))
 
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         if self.input_size:

@@ -71,6 +71,10 @@ class Stage:
     def process_batch(self, items: list) -> list:
         return [self.process(item) for item in items]
 
+    # A stage may also define ``prepare(item)``: work on an item that can be done in the
+    # thread *before* it (e.g. the detector's scaling of a frame to the model's input size,
+    # done by the decoder thread, which mostly waits on a full queue anyway).
+
     def close(self) -> None:
         """Release resources; runs once open() succeeded, also after an error."""
 
@@ -381,6 +385,7 @@ class Pipeline:
     def _run_source(self, outbox: Channel | None) -> None:
         c = self._counters[0]
         c.started = time.perf_counter()
+        prepare = self._prepare_hook(1)
         frames = None
         frame_index: int | None = None
         try:
@@ -391,6 +396,8 @@ class Pipeline:
                     item = next(frames)
                 except StopIteration:
                     break
+                if prepare is not None:
+                    prepare(item)
                 t1 = time.perf_counter()
                 c.busy_s += t1 - t0
                 frame_index = getattr(item, "index", None)
@@ -419,6 +426,7 @@ class Pipeline:
         last = position == len(self.stages)
         batch_size = max(1, int(getattr(stage, "batch_size", 1) or 1))
         linger = getattr(stage, "linger", None)
+        prepare = self._prepare_hook(position + 1)
         batch: list = []
         try:
             while True:
@@ -433,6 +441,10 @@ class Pipeline:
                 results = stage.process_batch(batch) if batch_size > 1 or len(batch) > 1 else [
                     stage.process(batch[0])
                 ]
+                if prepare is not None:
+                    for item in results:
+                        if item is not None:
+                            prepare(item)
                 t2 = time.perf_counter()
                 c.busy_s += t2 - t1
                 for item in results:
@@ -456,6 +468,13 @@ class Pipeline:
                 outbox.close()
             c.ended = time.perf_counter()
             self._finished_one()
+
+    def _prepare_hook(self, position: int) -> Callable[[Any], Any] | None:
+        """The ``prepare`` of the stage at ``position`` (1 = first after the source)."""
+        if position > len(self.stages):
+            return None
+        prepare = getattr(self.stages[position - 1], "prepare", None)
+        return prepare if callable(prepare) else None
 
     def _close_stage(self, position: int, stage: Any, generator: Any) -> None:
         try:

@@ -22,11 +22,14 @@ A model is code (a graph can read and write files): load only models you trust.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +45,18 @@ METADATA_FILE = "vidstream.json"  # written next to models vidstream converts
 _warned_no_gpu = False
 
 
-def import_tensorflow() -> Any:
-    """TensorFlow, imported with its start-up banner (CUDA probing) kept off stderr."""
-    import sys
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Keep native libraries' banners (CUDA probing, TF Lite delegates) off fd 2.
 
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    import tempfile
-
+    What they printed is shown after all if the body raises, so real failures stay visible.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
-        saved = os.dup(2)
-        sys.stderr.flush()
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf
+            yield
         except BaseException:
             os.dup2(saved, 2)
             capture.seek(0)
@@ -64,6 +65,14 @@ def import_tensorflow() -> Any:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def import_tensorflow() -> Any:
+    """TensorFlow, imported with its start-up banner kept off stderr."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with quiet_stderr():
+        import tensorflow as tf
     return tf
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from .annotate import Annotator
 from .errors import OutputError
@@ -85,6 +86,9 @@ class AudioCopier:
 
 class VideoWriter(Stage):
     """Encodes frames (annotated by default) to a video file with PyAV.
+
+    Boxes are drawn straight onto the decoded picture's planes, so stages after the writer see
+    them too; put pixel-reading sinks before it.
 
     ``fragmented=True`` writes fragmented MP4 whose fragments are flushed as they are made, so
     even a killed process leaves a file readable up to its last fragment. B-frames are turned
@@ -181,19 +185,26 @@ class VideoWriter(Stage):
 
     def _picture(self, frame: Frame) -> Any:
         src = frame.picture
-        if self.annotate and frame.detections is not None and len(frame.detections):
-            if isinstance(src, av.VideoFrame):
-                image = src.to_ndarray(format="bgr24")
-            else:
-                image = src[0][:, :, ::-1].copy()  # RGB -> BGR for OpenCV
-            self.annotator.annotate(image, frame.detections)
-            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
-        elif isinstance(src, av.VideoFrame):
+        dets = frame.detections if self.annotate else None
+        if isinstance(src, av.VideoFrame):
             picture = src
+            if (picture.width, picture.height) != self._size or picture.format.name != "yuv420p":
+                picture = picture.reformat(width=self._size[0], height=self._size[1],
+                                           format="yuv420p")
+            if dets is not None and len(dets):
+                # Draw on the decoded planes themselves: no RGB round trip, no copy unless
+                # the decoder still references the buffer (make_writable copies then).
+                picture.make_writable()
+                self.annotator.annotate_yuv420(*_planes(picture), dets)
         else:
-            picture = av.VideoFrame.from_ndarray(src[0], format="rgb24")
-        if (picture.width, picture.height) != self._size:
-            picture = picture.reformat(width=self._size[0], height=self._size[1])
+            image = src[0]
+            if dets is not None and len(dets):
+                image = self.annotator.annotate(image[:, :, ::-1].copy(), dets)  # OpenCV: BGR
+                picture = av.VideoFrame.from_ndarray(image, format="bgr24")
+            else:
+                picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if (picture.width, picture.height) != self._size:
+                picture = picture.reformat(width=self._size[0], height=self._size[1])
         picture.pts = frame.pts if frame.pts is not None else self.frames_written
         picture.time_base = frame.time_base or self._stream.codec_context.time_base
         return picture
@@ -221,6 +232,15 @@ class VideoWriter(Stage):
 
     def describe(self) -> dict:
         return {"output": str(self.path), "encoder": self.codec, "preset": self.preset}
+
+
+def _planes(picture: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Writable numpy views of a yuv420p frame's Y, U and V planes (rows padded to line size)."""
+    views = []
+    for plane in picture.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        views.append(rows[:, : plane.width])
+    return views[0], views[1], views[2]
 
 
 class DetectionsWriter(Stage):

@@ -1,0 +1,141 @@
+"""The live view under a pseudo-terminal, the plain progress lines off one, and the numbers."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+from media import red_square_clip
+
+from vidstream.dashboard import (
+    RateWindow,
+    bottleneck_hint,
+    eta_seconds,
+    format_duration,
+    plain_line,
+)
+from vidstream.stats import StageStats
+
+ESC = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def stage(name, busy, wall=10.0, items=100, starved=0.0, blocked=0.0, queue=(0, 0)):
+    return StageStats(name, items, items, 0, 0, busy, starved, blocked, wall, *queue)
+
+
+def test_rate_window_uses_only_recent_samples():
+    r = RateWindow(window=2.0)
+    for t in range(10):
+        r.add(float(t), t * (10 if t < 5 else 30))  # 10 fps, then 30 fps
+    assert r.rate() == pytest.approx(30.0)
+
+
+def test_eta_and_durations():
+    assert eta_seconds(50, 250, 20.0) == 10.0
+    assert eta_seconds(50, None, 20.0) is None
+    assert eta_seconds(50, 250, 0.0) is None
+    assert format_duration(75) == "1:15" and format_duration(3700) == "1:01:40"
+    assert format_duration(None) == "?"
+
+
+def test_bottleneck_is_the_busiest_stage_with_a_hint():
+    stats = [stage("decode", 1.0, blocked=9.0), stage("detect", 9.5), stage("sink", 3.0)]
+    assert bottleneck_hint(stats, batch_size=1) == (
+        "detect is the bottleneck (busy 95%): try --batch-size 4")
+    assert "GPU" in bottleneck_hint(stats, batch_size=4, device="CPU")
+    stats = [stage("decode", 1.0), stage("detect", 2.0), stage("sink", 9.0)]
+    assert bottleneck_hint(stats).startswith("sink is the bottleneck (busy 90%): try --preset")
+    assert bottleneck_hint([stage("decode", 0.0)]) == "measuring..."
+
+
+def test_plain_line():
+    class Fake:
+        info = type("I", (), {"frames": 250})()
+        dropped = 0
+
+        def stats(self):
+            return [stage("decode", 1.0, items=120), stage("detect", 9.0, items=120)]
+
+    assert plain_line(Fake(), 15.0) == "frames 120/250  fps 15.0  eta 0:09  bottleneck detect"
+
+
+@pytest.fixture(scope="module")
+def paced_clip(media_dir):
+    path = media_dir / "paced.mp4"
+    red_square_clip(path, frames=75, width=320, height=240)
+    return path
+
+
+def run_in_pty(args, columns=110, timeout=120) -> bytes:
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the CLI on a terminal
+        os.environ.update(COLUMNS=str(columns), LINES="40", TERM="xterm-256color")
+        os.execv(sys.executable, [sys.executable, "-m", "vidstream", *map(str, args)])
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")[-2000:]
+    return out
+
+
+def test_live_view_on_a_terminal_shows_stages_rate_bottleneck_and_redraws(
+        paced_clip, tiny_model, tmp_path):
+    # --realtime paces the 75-frame clip at 30 fps: 2.5 s of live view
+    raw = run_in_pty(["detect", paced_clip, "-o", tmp_path / "o.mp4", "--model", tiny_model,
+                      "--realtime", "--instance", "c5.4xlarge"])
+    text = ESC.sub(b"", raw).decode(errors="replace")
+    live = text.split("vidstream summary")[0]
+    for word in ("decode", "detect", "sink", "fps", "bottleneck", "eta", "latency p50",
+                 "per 100k inferences at c5.4xlarge", "/75 frames"):
+        assert word in live, word
+    # redrawn several times: the progress count changes between frames of the view
+    counts = {int(m) for m in re.findall(r"(\d+)/75 frames", live)}
+    assert len(counts) >= 3, counts
+    assert b"\x1b[" in raw  # it really is a terminal rendering
+    assert "vidstream summary" in text  # and the final table follows
+
+
+def test_off_a_terminal_prints_plain_progress_lines_without_escapes(paced_clip, tiny_model,
+                                                                    tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "vidstream", "detect", str(paced_clip), "-o",
+         str(tmp_path / "o.mp4"), "--model", str(tiny_model), "--realtime",
+         "--progress-interval", "0.5"],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stderr and "\x1b" not in r.stdout
+    lines = [x for x in r.stderr.splitlines() if x.startswith("frames ")]
+    assert len(lines) >= 3
+    assert re.fullmatch(r"frames \d+/75  fps [\d.]+  eta [\d:?]+  bottleneck \w+", lines[-1])
+    assert "vidstream summary" in r.stderr
+
+
+def test_no_dashboard_and_quiet(paced_clip, tiny_model, tmp_path):
+    base = [sys.executable, "-m", "vidstream", "detect", str(paced_clip), "--model",
+            str(tiny_model), "--progress-interval", "0.2", "--max-frames", "20"]
+    r = subprocess.run([*base, "-o", str(tmp_path / "a.mp4"), "--no-dashboard"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert "frames " not in r.stderr.replace("frames      20", "")  # summary only
+    assert "vidstream summary" in r.stderr
+    r = subprocess.run([*base, "-o", str(tmp_path / "b.mp4"), "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert r.stderr == "" and r.stdout == ""
