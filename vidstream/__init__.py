@@ -9,6 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .annotate import Annotator
+from .bench import BenchConfig, BenchOptions, BenchResult, run_bench
 from .channel import Channel
 from .config import RunConfig, build_pipeline, load_pipeline_file
 from .cost import CostEstimate, Price, load_catalog, usd_per_100k_inferences
@@ -36,6 +37,7 @@ from .errors import (
 from .frames import Frame, StreamInfo
 from .pipeline import FunctionStage, Pipeline, Stage
 from .predictor import EIPredictor
+from .report import Recommendation, Run, load_runs, recommend
 from .sinks import ClassCounter, DetectionsWriter, VideoWriter
 from .sources import ArraySource, VideoSource
 from .stats import StageStats
@@ -44,6 +46,9 @@ from .summary import Summary
 __all__ = [
     "Annotator",
     "ArraySource",
+    "BenchConfig",
+    "BenchOptions",
+    "BenchResult",
     "Cancelled",
     "Channel",
     "ClassCounter",
@@ -68,6 +73,8 @@ __all__ = [
     "OutputError",
     "Pipeline",
     "Price",
+    "Recommendation",
+    "Run",
     "RunConfig",
     "SourceError",
     "Stage",
@@ -84,5 +91,8 @@ __all__ = [
     "build_pipeline",
     "load_catalog",
     "load_pipeline_file",
+    "load_runs",
+    "recommend",
+    "run_bench",
     "usd_per_100k_inferences",
 ]
