@@ -74,6 +74,8 @@ def test_blur_people_blurs_the_person_and_nothing_else(clip, tmp_path):
     assert len(after) == len(before) == FRAMES
     with av.open(str(tmp_path / "blurred.mp4")) as c:
         assert c.streams.video[0].average_rate == RATE
+        times = [f.time for f in c.decode(video=0)]
+    assert times == pytest.approx([i / RATE for i in range(FRAMES)])
 
     def sharpness(image: np.ndarray) -> float:
         return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())

@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a pipeline file (TOML)",
         description=(
-            "Run a pipeline defined in a TOML file (see pipelines/); flags override the file. "
-            "Relative paths in the file are relative to the current directory, and {stem} in "
+            "Run a pipeline defined in a TOML file (see pipelines/); flags override the file.\n"
+            "Relative paths in the file are relative to the current directory, and {stem} in\n"
             "an output path is the input's name without its extension."
         ),
         formatter_class=_Formatter,
