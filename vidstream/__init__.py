@@ -1,7 +1,12 @@
 """vidstream: streaming video object detection with measured speed and cost.
 
->>> from vidstream import Pipeline, VideoSource, Detector, VideoWriter   # doctest: +SKIP
->>> summary = Pipeline(VideoSource("in.mp4"), [Detector()], [VideoWriter("out.mp4")]).run()
+>>> from vidstream import Detector, Pipeline, VideoSource, VideoWriter
+>>> summary = Pipeline(VideoSource("clip.mp4"), [Detector()], [VideoWriter("out.mp4")]).run()
+>>> summary.frames, summary.fps > 0
+(12, True)
+
+The README's "Python API" section walks through the rest: iterating over frames, custom
+stages, and using the detector or the video writer alone.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 >>> from vidstream.detections import Detections
 >>> img = np.zeros((240, 320, 3), np.uint8)
 >>> d = Detections(np.array([[20, 30, 200, 220]]), np.array([0.9]), np.array([1]))
->>> Annotator().annotate(img, d) is img and img.any()
+>>> Annotator().annotate(img, d) is img and bool(img.any())
 True
 """
 

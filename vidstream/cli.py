@@ -95,12 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run a pipeline file (TOML)",
-        description="Run a pipeline defined in a TOML file; flags override the file.",
+        description=(
+            "Run a pipeline defined in a TOML file (see pipelines/); flags override the file.\n"
+            "Relative paths in the file are relative to the current directory, and {stem} in\n"
+            "an output path is the input's name without its extension."
+        ),
         formatter_class=_Formatter,
     )
     run.add_argument("file", help="pipeline file, e.g. pipelines/detect-file.toml")
     run.add_argument("--input", help="input to use instead of the file's input.uri")
-    run.add_argument("--output", help="video output to use instead of the file's output.video")
+    run.add_argument("--output", help="video output to use instead of the file's output.video "
+                     "({stem} is the input's name without extension)")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite outputs")
     run.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
     _add_display_options(run)
@@ -262,15 +267,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_pipeline_file
 
-    cfg = load_pipeline_file(args.file)
-    changes: dict[str, Any] = {"overwrite": args.overwrite}
-    if args.input:
-        changes["input"] = args.input
-    if args.output:
-        changes["video"] = args.output
-    if args.max_frames:
-        changes["max_frames"] = args.max_frames
-    return execute(cfg.replace(**changes), _display_mode(args), interval=args.progress_interval)
+    overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames}
+    cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
+    return execute(cfg, _display_mode(args), interval=args.progress_interval)
 
 
 def _display_mode(args: argparse.Namespace) -> str:

@@ -13,14 +13,15 @@ never evaluated or imported. Every error names the file, the key and what was ex
     classes = ["car", "bus", "truck"]
 
     [output]
-    video = "traffic-detected.mp4"
-    detections = "traffic.jsonl"
-    summary = "traffic-summary.json"
+    video = "{stem}-detected.mp4"     # {stem}: the input's name, here "traffic"
+    detections = "{stem}.jsonl"
+    summary = "{stem}-summary.json"
 """
 
 from __future__ import annotations
 
 import dataclasses
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,13 +117,39 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
 }
 
 
-def load_pipeline_file(path: str | Path) -> RunConfig:
-    """Parse and validate a pipeline TOML file; relative output paths stay relative to cwd."""
+# [pipeline] holds descriptive metadata only
+_PIPELINE_KEYS = {"name": "a short name", "description": "a sentence saying what it does"}
+
+# The file key (``section.key``) of each RunConfig field, for error messages.
+_FILE_KEYS = {name: f"{section}.{key}" for section, keys in _SCHEMA.items()
+              for key, (name, _, _) in keys.items()}
+_FILE_KEYS["input"] = "input.uri"
+
+_OUTPUTS = ("video", "detections", "summary", "counts")
+_OPTION_NAMES = {"input": "INPUT", "video": "--output", "decoder_threads": "decoder threads"}
+PLACEHOLDERS = {"stem": "the input's name without directory and extension"}
+
+
+def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Parse and validate a pipeline TOML file; ``overrides`` (RunConfig fields) win over it.
+
+    Relative paths in the file, like those on the command line, are relative to the current
+    directory, so one file serves any input. Output paths may use ``{stem}``, the input's
+    name without its extension: ``video = "{stem}-detected.mp4"``.
+
+    >>> cfg = load_pipeline_file("pipelines/detect-file.toml", {"input": "clips/cam1.mp4"})
+    >>> cfg.video, cfg.detections
+    ('cam1-detected.mp4', 'cam1.jsonl')
+    """
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such pipeline file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a pipeline file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (expected TOML)") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
@@ -130,10 +157,17 @@ def load_pipeline_file(path: str | Path) -> RunConfig:
     cfg = RunConfig()
     changes: dict[str, Any] = {}
     for section, body in data.items():
-        if section == "pipeline":  # descriptive metadata: name, description
+        if section == "pipeline":
             if not isinstance(body, dict):
-                raise ConfigError(f"{p}: [pipeline] must be a table")
-            changes["extra"] = {k: v for k, v in body.items()}
+                raise ConfigError(f"{p}: [pipeline] must be a table of keys")
+            for key, value in body.items():
+                if key not in _PIPELINE_KEYS:
+                    raise ConfigError(f"{p}: unknown key pipeline.{key}; expected one of: "
+                                      f"{', '.join(_PIPELINE_KEYS)}")
+                if not isinstance(value, str):
+                    raise ConfigError(f"{p}: pipeline.{key} = {value!r}: expected "
+                                      f"{_PIPELINE_KEYS[key]} (a string)")
+            changes["extra"] = dict(body)
             continue
         schema = _SCHEMA.get(section)
         if schema is None:
@@ -154,20 +188,65 @@ def load_pipeline_file(path: str | Path) -> RunConfig:
                 ok = all(isinstance(v, str) for v in value)
             if not ok:
                 raise ConfigError(f"{p}: {section}.{key} = {value!r}: expected {words}")
+            if name in _OUTPUTS:
+                _check_placeholders(value, f"{p}: {section}.{key} = {value!r}")
             changes[name] = value
+    changes.update({k: v for k, v in (overrides or {}).items() if v is not None})
     cfg = cfg.replace(**changes)
-    validate(cfg, where=str(p))
-    return cfg
+    validate(cfg, where=str(p), keys=_FILE_KEYS)
+    return expand_paths(cfg)
 
 
-def validate(cfg: RunConfig, where: str = "options") -> None:
-    """Range checks shared by the command line and pipeline files."""
+def _check_placeholders(value: str, where: str) -> None:
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError as e:
+        raise ConfigError(f"{where}: expected a file path: {e} (write {{{{ and }}}} for "
+                          "literal braces)") from None
+    unknown = sorted(names - set(PLACEHOLDERS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown placeholder {{{unknown[0]}}}; expected a file path, which may use "
+            + ", ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items())
+        )
 
-    def bad(key: str, expected: str) -> ConfigError:
-        return ConfigError(f"{where}: {key} = {getattr(cfg, key)!r}: expected {expected}")
+
+def input_stem(uri: str) -> str:
+    """``clips/cam1.mp4`` -> ``cam1``; ``rtsp://user:pw@host/live`` -> ``live``."""
+    tail = str(uri).rstrip("/").split("?", 1)[0].rsplit("/", 1)[-1]
+    return Path(tail).stem or "output"
+
+
+def expand_paths(cfg: RunConfig) -> RunConfig:
+    """Fill ``{stem}`` in the output paths from the input's name."""
+    stem = input_stem(cfg.input)
+    changes = {}
+    for name in _OUTPUTS:
+        value = getattr(cfg, name)
+        if value:
+            _check_placeholders(value, f"{name} {value!r}")
+            changes[name] = value.format(stem=stem)
+    return cfg.replace(**changes)
+
+
+def validate(cfg: RunConfig, where: str = "options", keys: dict[str, str] | None = None) -> None:
+    """Range checks shared by the command line and pipeline files.
+
+    ``keys`` names each field as the user wrote it (``input.queue`` in a file); by default
+    fields are named as command-line options (``--queue-size``).
+    """
+
+    def key(name: str) -> str:
+        if keys is not None:
+            return keys.get(name, name)
+        return _OPTION_NAMES.get(name) or "--" + name.replace("_", "-")
+
+    def bad(name: str, expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {key(name)} = {getattr(cfg, name)!r}: expected {expected}")
 
     if not cfg.input:
-        raise ConfigError(f"{where}: no input given (input.uri or --input)")
+        raise ConfigError(f"{where}: no input: expected {key('input')} "
+                          + ("in the file or --input" if keys is not None else "(a file or URL)"))
     if not 0 <= cfg.threshold <= 1:
         raise bad("threshold", "a number between 0 and 1")
     if cfg.batch_size < 1:
@@ -180,6 +259,10 @@ def validate(cfg: RunConfig, where: str = "options") -> None:
         raise bad("max_pixels", "an integer >= 1")
     if cfg.max_decode_errors < 0:
         raise bad("max_decode_errors", "an integer >= 0")
+    if cfg.decoder_threads < 0:
+        raise bad("decoder_threads", "an integer >= 0")
+    if cfg.tf_threads is not None and cfg.tf_threads < 1:
+        raise bad("tf_threads", "an integer >= 1")
     if cfg.reconnect < 0:
         raise bad("reconnect", "an integer >= 0")
     if cfg.reconnect_delay <= 0:
@@ -194,9 +277,18 @@ def validate(cfg: RunConfig, where: str = "options") -> None:
         raise bad("crf", "an integer 0-51")
     if cfg.price_per_hour is not None and cfg.price_per_hour < 0:
         raise bad("price_per_hour", "a number >= 0")
-    if not (cfg.video or cfg.detections or cfg.summary or cfg.counts):
-        raise ConfigError(f"{where}: nothing to write: give a video, detections, summary or "
-                          "counts output")
+    if cfg.classes is not None:
+        from .detector import class_ids_for
+
+        try:
+            class_ids_for(cfg.classes)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {key('classes')}: {e}") from None
+    if not any(getattr(cfg, name) for name in _OUTPUTS):
+        raise ConfigError(
+            f"{where}: nothing to write: expected at least one of "
+            + ", ".join(key(name) for name in _OUTPUTS)
+        )
 
 
 def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:

@@ -1,9 +1,17 @@
 """Detector stage: runs an EIPredictor-compatible model on batches of frames.
 
->>> det = Detector("centernet", threshold=0.4, batch_size=2)       # doctest: +SKIP
->>> det.open(info); frames = det.process_batch([f0, f1])           # doctest: +SKIP
->>> frames[0].detections.labels                                     # doctest: +SKIP
-('person', 'cup')
+In a pipeline it sets ``frame.detections`` on every frame; alone, it finds objects in RGB
+images from anywhere (here the first frame of a clip):
+
+>>> from vidstream import VideoSource
+>>> with VideoSource("clip.mp4") as source, Detector(threshold=0.4) as detector:
+...     image = next(source.frames()).image          # uint8 RGB (1, H, W, 3)
+...     detections = detector.detect(image)
+>>> "person" in detections.labels
+True
+>>> person = next(d for d in detections if d.label == "person")
+>>> 0.4 <= person.score <= 1 and person.box[2] > person.box[0]
+True
 
 Any callable taking ``{"inputs": uint8 (B, H, W, 3)}`` and returning the Object Detection API
 outputs (``detection_boxes``, ``detection_scores``, ``detection_classes``, ``num_detections``)
@@ -179,6 +187,17 @@ class Detector(Stage):
         before this one, so the detector thread only runs the model."""
         if self.input_size and isinstance(frame, Frame):
             frame.rgb(*self._model_size(frame))
+
+    def detect(self, image: np.ndarray | Frame) -> Detections:
+        """The objects in one RGB uint8 image, ``(H, W, 3)`` or ``(1, H, W, 3)``, or a Frame.
+
+        For frames from another library: OpenCV gives BGR, convert first
+        (``cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)``). Boxes are in pixels of ``image``. The
+        model loads on the first call unless ``open()`` (or ``with``) loaded it already.
+        """
+        frame = image if isinstance(image, Frame) else Frame.from_array(image)
+        detections = self.process(frame).detections
+        return detections if detections is not None else Detections.empty()
 
     def _detect(self, frames: list[Frame]) -> list[Frame]:
         if self.input_size:

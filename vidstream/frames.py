@@ -118,9 +118,23 @@ class Frame:
         self._cache[key] = out
         return out
 
-    def with_detections(self, detections: Detections) -> Frame:
+    def with_detections(self, detections: Detections | None) -> Frame:
         """A copy carrying ``detections`` (conversions already made are shared)."""
         return dataclasses.replace(self, detections=detections)
+
+    def with_image(self, image: np.ndarray) -> Frame:
+        """A copy showing ``image`` (RGB uint8, ``(H, W, 3)`` or ``(1, H, W, 3)``) instead of
+        the picture; index, timestamps and detections stay. This is how a stage edits pixels:
+
+        >>> import numpy as np
+        >>> f = Frame.from_array(np.zeros((2, 2, 3), np.uint8), index=7, pts=7)
+        >>> g = f.with_image(255 - f.image)
+        >>> g.index, g.pts, int(g.image.min()), int(f.image.max())
+        (7, 7, 255, 0)
+        """
+        new = Frame.from_array(np.ascontiguousarray(image), self.index, self.pts,
+                               self.time_base)
+        return dataclasses.replace(new, detections=self.detections, created=self.created)
 
 
 @dataclass(frozen=True)

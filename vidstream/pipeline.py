@@ -1,13 +1,20 @@
 """Stages in threads, linked by bounded channels.
 
 The pipeline owns the threads, the channels, end-of-stream, cancellation and error
-propagation; a stage only transforms items::
+propagation; a stage only transforms items. Run to the end and get the summary:
 
-    with Pipeline(VideoSource("in.mp4"), [Detector(predictor)], [VideoWriter("out.mp4")]) as p:
-        summary = p.run()
+>>> from vidstream import Detector, Pipeline, VideoSource, VideoWriter
+>>> with Pipeline(VideoSource("clip.mp4"), [Detector()], [VideoWriter("out.mp4")]) as p:
+...     summary = p.run()
+>>> summary.frames
+12
 
-    for frame in Pipeline(VideoSource("in.mp4"), [Detector(predictor)]):
-        print(frame.index, frame.detections.labels)
+or iterate over the frames that leave the last stage, with their detections:
+
+>>> for frame in Pipeline(VideoSource("clip.mp4"), [Detector(classes=["person"])]):
+...     print(frame.index, frame.detections.labels)     # doctest: +ELLIPSIS
+0 ('person',)
+...
 
 How it ends:
 
@@ -55,15 +62,30 @@ class Stage:
     """A processing step: ``open(info)``, ``process(item)`` per item, ``close()``.
 
     ``process`` returns the item to pass on (or ``None`` to drop it). A stage that prefers
-    batches sets ``batch_size`` and overrides ``process_batch``.
+    batches sets ``batch_size`` and overrides ``process_batch``. Used alone, outside a
+    pipeline, a stage is a context manager: ``with`` calls ``open(None)`` and, whatever
+    happens, ``close()``:
+
+    >>> class Brightness(Stage):
+    ...     name = "brightness"
+    ...     def process(self, frame):
+    ...         self.last = float(frame.image.mean())
+    ...         return frame
+    >>> import numpy as np
+    >>> from vidstream import Frame
+    >>> with Brightness() as stage:
+    ...     _ = stage.process(Frame.from_array(np.full((4, 4, 3), 200, np.uint8)))
+    >>> stage.last
+    200.0
     """
 
     name = "stage"
     batch_size = 1
     linger: float | None = None  # see Channel.get_batch; None = wait for a full batch
 
-    def open(self, info: StreamInfo) -> None:
-        """Acquire resources; called once before the first item."""
+    def open(self, info: StreamInfo | None = None) -> None:
+        """Acquire resources; called once before the first item (``info`` is None when the
+        stage is used alone)."""
 
     def process(self, item: Any) -> Any:
         raise NotImplementedError
@@ -77,6 +99,13 @@ class Stage:
 
     def close(self) -> None:
         """Release resources; runs once open() succeeded, also after an error."""
+
+    def __enter__(self) -> Any:
+        self.open(None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class FunctionStage(Stage):
@@ -137,22 +166,29 @@ def as_stage(stage: Stage | Callable[[Any], Any]) -> Stage:
 
 
 class Pipeline:
-    """Source -> stages -> sinks, each in its own thread, linked by bounded channels."""
+    """Source -> stages -> sinks, each in its own thread, linked by bounded channels.
+
+    ``stages`` and ``sinks`` take :class:`Stage` objects or plain functions
+    ``f(frame) -> frame | None`` (a sink's return value is ignored). Sinks share one thread
+    and see every frame in order; the frames also come out of the pipeline when iterated.
+    ``leaky`` (default: on for live sources) drops the oldest waiting frame rather than
+    falling behind. A pipeline runs once.
+    """
 
     def __init__(
         self,
         source: Source,
         stages: Iterable[Stage | Callable[[Any], Any]] = (),
-        sinks: Iterable[Stage] = (),
+        sinks: Iterable[Stage | Callable[[Any], Any]] = (),
         *,
         capacity: int = DEFAULT_CAPACITY,
         leaky: bool | None = None,
     ) -> None:
         self.source = source
         self.stages: list[Stage] = [as_stage(s) for s in stages]
-        sinks = list(sinks)
-        if sinks:
-            self.stages.append(SinkGroup(sinks))
+        sink_stages = [as_stage(s) for s in sinks]
+        if sink_stages:
+            self.stages.append(SinkGroup(sink_stages))
         self.capacity = capacity
         self._leaky = leaky
         self.info: StreamInfo | None = None

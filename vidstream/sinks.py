@@ -1,7 +1,21 @@
 """Sink stages: the annotated video, the detections as JSON lines, per-class counts.
 
->>> writer = VideoWriter("out.mp4", preset="veryfast")          # doctest: +SKIP
->>> Pipeline(VideoSource("in.mp4"), [Detector()], [writer]).run()  # doctest: +SKIP
+>>> from vidstream import Detector, Pipeline, VideoSource
+>>> writer, counter = VideoWriter("out.mp4", preset="veryfast"), ClassCounter()
+>>> summary = Pipeline(VideoSource("clip.mp4"), [Detector()], [writer, counter]).run()
+>>> writer.frames_written, counter.frames, "person" in counter.to_dict()["classes"]
+(12, 12, True)
+
+Alone, the video writer encodes frames you made (RGB arrays, with detections to draw or not):
+
+>>> import numpy as np
+>>> from vidstream import Detections
+>>> person = Detections(boxes=[[8, 8, 40, 56]], scores=[0.9], class_ids=[1])
+>>> with VideoWriter("made.mp4", rate=25) as writer:
+...     for i in range(10):
+...         writer.write(np.full((64, 96, 3), 20 * i, np.uint8), person)
+>>> writer.frames_written
+10
 
 The video keeps the input's timestamps (so its exact frame rate and duration) and copies its
 audio unchanged; closing finalizes the file whatever happened before, so a run that fails or
@@ -20,6 +34,7 @@ import av
 import numpy as np
 
 from .annotate import Annotator
+from .detections import Detections
 from .errors import OutputError
 from .frames import Frame, StreamInfo
 from .pipeline import Stage
@@ -94,6 +109,10 @@ class VideoWriter(Stage):
     even a killed process leaves a file readable up to its last fragment. B-frames are turned
     off there: a fragmented MP4 has no edit list to hide their delay, which would shift every
     timestamp.
+
+    In a pipeline the writer takes the source's size, exact rate and timestamps. Alone
+    (``open()`` without a StreamInfo, or ``with``), the first frame gives the size and
+    ``rate`` (default 30) the frame rate; frames that carry timestamps keep them.
     """
 
     name = "video"
@@ -111,8 +130,10 @@ class VideoWriter(Stage):
         threads: int = 0,
         options: dict[str, str] | None = None,
         annotator: Annotator | None = None,
+        rate: float | Fraction | None = None,
     ) -> None:
         self.path = Path(path)
+        self.rate = rate
         self.codec = codec
         self.preset = preset
         self.crf = crf
@@ -128,9 +149,14 @@ class VideoWriter(Stage):
         self._stream: Any = None
         self._audio: AudioCopier | None = None
         self._size: tuple[int, int] = (0, 0)
+        self._closed = False
 
-    def open(self, info: StreamInfo) -> None:
+    def open(self, info: StreamInfo | None = None) -> None:
         check_output(self.path, overwrite=True)
+        if info is not None:  # else the first frame gives the size (used alone)
+            self._start(info)
+
+    def _start(self, info: StreamInfo) -> None:
         container_options = {}
         if self.fragmented:
             container_options = {"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"}
@@ -175,13 +201,31 @@ class VideoWriter(Stage):
             except (av.FFmpegError, IndexError, ValueError):
                 self._audio = None  # unreadable audio never costs the video
 
+    def write(self, image: Frame | np.ndarray, detections: Detections | None = None) -> None:
+        """Encode one frame: a :class:`Frame`, or an RGB uint8 image ``(H, W, 3)``; boxes are
+        drawn for ``detections`` (or the frame's own) when ``annotate`` is on."""
+        frame = image if isinstance(image, Frame) else Frame.from_array(
+            image, index=self.frames_written)
+        if detections is not None:
+            frame = frame.with_detections(detections)
+        self.process(frame)
+
     def process(self, frame: Frame) -> None:
+        if self._stream is None:
+            if self._closed:
+                raise OutputError(f"{self.path}: the writer is closed")
+            self._start(self._info_for(frame))
         picture = self._picture(frame)
         for packet in self._stream.encode(picture):
             self._mux_video(packet)
         self.frames_written += 1
         if frame.time is not None and frame.time_base is not None:
             self.last_end = frame.time + float(1 / (self._stream.average_rate or 30))
+
+    def _info_for(self, frame: Frame) -> StreamInfo:
+        rate = Fraction(self.rate or 30).limit_denominator(1001)
+        return StreamInfo(uri="<frames>", width=frame.width, height=frame.height, rate=rate,
+                          time_base=frame.time_base or 1 / rate)
 
     def _picture(self, frame: Frame) -> Any:
         src = frame.picture
@@ -216,6 +260,7 @@ class VideoWriter(Stage):
         self._container.mux(packet)
 
     def close(self) -> None:
+        self._closed = True
         if self._container is None:
             return
         try:
@@ -228,6 +273,7 @@ class VideoWriter(Stage):
             if self._audio is not None:
                 self._audio.close()
             container, self._container = self._container, None
+            self._stream = None
             container.close()
 
     def describe(self) -> dict:
@@ -251,9 +297,10 @@ class DetectionsWriter(Stage):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._fh: Any = None
+        self._closed = False
         self.lines = 0
 
-    def open(self, info: StreamInfo) -> None:
+    def open(self, info: StreamInfo | None = None) -> None:
         check_output(self.path, overwrite=True)
         try:
             self._fh = self.path.open("w", encoding="utf-8")
@@ -261,6 +308,10 @@ class DetectionsWriter(Stage):
             raise OutputError(f"{self.path}: cannot write: {e.strerror or e}") from e
 
     def process(self, frame: Frame) -> None:
+        if self._fh is None:
+            if self._closed:
+                raise OutputError(f"{self.path}: the writer is closed")
+            self.open()
         record = {
             "index": frame.index,
             "time": None if frame.time is None else round(frame.time, 6),
@@ -272,6 +323,7 @@ class DetectionsWriter(Stage):
         self.lines += 1
 
     def close(self) -> None:
+        self._closed = True
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -290,7 +342,7 @@ class ClassCounter(Stage):
         self.frames = 0
         self.classes: dict[str, dict[str, int]] = {}
 
-    def open(self, info: StreamInfo) -> None:
+    def open(self, info: StreamInfo | None = None) -> None:
         if self.path is not None:
             check_output(self.path, overwrite=True)
 

@@ -1,8 +1,11 @@
 """Decoder stage: frames from a file, a network stream or a camera, decoded by PyAV.
 
->>> src = VideoSource("clip.mp4")                      # doctest: +SKIP
->>> info = src.open(); print(info.width, info.height, info.rate)   # doctest: +SKIP
->>> for frame in src.frames(): ...                     # doctest: +SKIP
+>>> with VideoSource("clip.mp4") as src:              # open() now, close() on exit
+...     print(src.info.width, src.info.height, src.info.rate)
+...     times = [frame.time for frame in src.frames()]
+640 360 30000/1001
+>>> len(times), round(times[1], 4)
+(12, 0.0334)
 
 Library errors are translated here, at the boundary, into one-line :mod:`vidstream.errors`
 that name the input and the cause. PyAV raises more than ``av.FFmpegError`` on bad input
@@ -182,6 +185,13 @@ class VideoSource:
     def close(self) -> None:
         self._stop.set()
         self._release()
+
+    def __enter__(self) -> VideoSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def describe(self) -> dict:
         return {
@@ -458,6 +468,13 @@ class ArraySource:
 
     def close(self) -> None:
         self._iter = None
+
+    def __enter__(self) -> ArraySource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _len_or_none(obj: Any) -> int | None:
