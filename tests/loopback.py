@@ -18,6 +18,7 @@ command line against it::
 from __future__ import annotations
 
 import argparse
+import random
 import socket
 import threading
 import time
@@ -32,7 +33,8 @@ class Step:
     """What one connection gets: ``seconds`` of the clip (None: all of it), then ``then``.
 
     ``then`` is ``"close"`` (drop the connection), ``"stall"`` (send nothing more, keep the
-    socket open until the server stops) or ``"end"`` (close after the clip, a clean end).
+    socket open until the server stops), ``"garbage"`` (keep sending, at the same pace, bytes
+    that are not video) or ``"end"`` (close after the clip, a clean end).
     """
 
     seconds: float | None = None
@@ -136,6 +138,8 @@ class LoopbackServer:
                 if step.then == "stall":
                     while self._alive():
                         time.sleep(0.05)
+                elif step.then == "garbage":
+                    self._send_garbage(conn)
                 elif step.then == "close":
                     conn.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -167,6 +171,14 @@ class LoopbackServer:
             conn.sendall(piece)
             sent += len(piece)
             self.bytes_sent[slot] = sent
+
+
+    def _send_garbage(self, conn: socket.socket) -> None:
+        rng = random.Random(0)
+        rate = len(self.data) / self.duration_s * self.speed  # bytes a second, as the clip
+        while self._alive():
+            conn.sendall(rng.randbytes(TS_PACKET * 7))
+            time.sleep(TS_PACKET * 7 / rate)
 
 
 class UdpSender:

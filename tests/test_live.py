@@ -23,7 +23,7 @@ from fakemodel import RedSquares
 from loopback import LoopbackServer, Step, UdpSender
 from media import clip_variant, count_frames
 
-from vidstream import Detector, Pipeline, VideoSource, VideoWriter
+from vidstream import Detector, Pipeline, SourceError, VideoSource, VideoWriter
 from vidstream.cli import main
 
 TESTS = Path(__file__).resolve().parent
@@ -164,6 +164,22 @@ def test_reconnects_after_a_drop_and_continues(stream, tmp_path):
     assert times[-1] > DURATION + 0.5
 
 
+def test_backoff_doubles_with_jitter_up_to_30_s(stream, no_thread_leak):
+    delays: list[float] = []
+    with serve(stream, Step(0.5, "close")) as srv:
+        source = VideoSource(srv.url, reconnect=4, reconnect_delay=10, sleep=delays.append)
+        source.open()
+        with pytest.raises(SourceError, match="stream lost after 4 reconnect attempts: "
+                                              "cannot open: Connection refused"):
+            for _ in source.frames():
+                pass
+        source.close()
+    bases = [10, 20, 30, 30]  # doubling, capped at 30 s
+    assert len(delays) == 4
+    assert all(0.8 * b <= d <= 1.2 * b for d, b in zip(delays, bases, strict=True))
+    assert delays != [float(b) for b in bases]  # jittered: cameras that reboot together spread
+
+
 @pytest.mark.parametrize("protocol", ["http", "tcp"])
 def test_gives_up_when_reconnect_attempts_run_out(stream, tmp_path, protocol):
     with serve(stream, Step(1.0, "close"), Step(1.0, "close"), protocol=protocol) as srv:
@@ -184,7 +200,7 @@ def test_stall_watchdog(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--stall-timeout", "1")
         code, err, elapsed = run.finish()
     assert code == 1
-    assert last_error(err) == f"vidstream: error: {srv.url}: no data for 1 s (--stall-timeout)"
+    assert last_error(err) == f"vidstream: error: {srv.url}: no frame for 1 s (--stall-timeout)"
     assert elapsed < 10
     summary = run.summary()
     check_accounting(summary)
@@ -200,9 +216,26 @@ def test_stall_then_reconnect_counts_the_gap(stream, tmp_path):
     summary = run.summary()
     assert summary["source"]["reconnects"] == 1
     assert summary["source"]["reconnect_gap_s"] >= 1.0  # the stall, the backoff, the connect
-    assert "no data for 1 s (--stall-timeout); reconnecting in" in err
+    assert "no frame for 1 s (--stall-timeout); reconnecting in" in err
     check_accounting(summary)
     check_output(run.video, summary)
+
+
+def test_garbage_instead_of_video_is_a_stall(stream, tmp_path):
+    """The server keeps sending, but bytes that are not video: the watchdog still fires."""
+    with serve(stream, Step(1.0, "garbage"), Step(1.0, "close"), protocol="http") as srv:
+        run = LiveRun(tmp_path, srv.url, "--stall-timeout", "1", "--reconnect", "1",
+                      "--reconnect-delay", "0.2")
+        code, err, _ = run.finish()
+    assert "no frame for 1 s (--stall-timeout); reconnecting in" in err
+    # the second connection sent a clean second of video, then the attempts were used up
+    assert code == 1
+    assert last_error(err).endswith("stream lost: Input/output error")
+    summary = run.summary()
+    assert summary["source"]["reconnects"] == 1
+    check_accounting(summary)
+    check_output(run.video, summary)
+    assert summary["frames_in"] > 32  # more than the 30 frames one second of video holds
 
 
 def test_ctrl_c_while_the_server_stalls(stream, tmp_path):
@@ -274,7 +307,7 @@ def test_udp_stream_then_silence(stream, tmp_path):
         run = LiveRun(tmp_path, tx.url, "--stall-timeout", "1")
         code, err, _ = run.finish()
     assert code == 1
-    assert last_error(err) == f"vidstream: error: {tx.url}: no data for 1 s (--stall-timeout)"
+    assert last_error(err) == f"vidstream: error: {tx.url}: no frame for 1 s (--stall-timeout)"
     summary = run.summary()
     # the receiver listens from its start; decoding begins at the first keyframe it sees
     assert summary["frames_in"] >= FRAMES - 60

@@ -106,16 +106,16 @@ def test_sigterm_is_a_graceful_stop(clip, tmp_path):
 
 
 def test_second_ctrl_c_exits_at_once(clip, tmp_path):
-    """A slow model (0.2 s a frame) with full queues would take seconds to drain."""
-    run = Run(tmp_path, clip, "--queue-size", "8", delay=0.2)
-    run.wait_for_frames(3)
-    time.sleep(1.0)  # let the queues fill up behind the slow model
+    """A slow model (0.5 s a frame) behind full queues would take 8 s to drain."""
+    run = Run(tmp_path, clip, "--queue-size", "8", delay=0.5)
+    run.wait_for_frames(2)
+    time.sleep(0.5)  # the queues are full behind the slow model by now
     run.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     run.proc.send_signal(signal.SIGINT)
     t0 = time.monotonic()
     code, err = run.finish()
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 3
     assert "aborting" in err
     summary = assert_finalized(run, code, err)
     # it did not wait for the frames in flight

@@ -394,7 +394,7 @@ class VideoSource:
                 return
             except av.ExitError as e:  # FFmpeg's read timeout fired
                 raise StallError(
-                    f"{self.display}: no data for {self.stall_timeout:g} s (--stall-timeout)",
+                    f"{self.display}: no frame for {self.stall_timeout:g} s (--stall-timeout)",
                     source=self.display,
                 ) from e
             except (av.FFmpegError, IndexError) as e:
