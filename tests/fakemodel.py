@@ -60,7 +60,7 @@ def main() -> None:
 
     from vidstream import cli, detector
 
-    def load_predictor(model, device=None, progress=None):
+    def load_predictor(*args, **kwargs):  # whatever model was asked for
         return RedSquares(ns.fail_at, ns.delay)
 
     detector.load_predictor = load_predictor

@@ -53,7 +53,9 @@ class LoopbackServer:
         protocol: str = "http",
         speed: float = 1.0,
         lifetime_s: float = 60.0,
+        sized: bool = False,
     ) -> None:
+        """``sized``: HTTP answers with a Content-Length, as for a file rather than a stream."""
         if protocol not in ("http", "tcp"):
             raise ValueError(f"protocol must be http or tcp, got {protocol!r}")
         self.data = data
@@ -62,6 +64,7 @@ class LoopbackServer:
         self.protocol = protocol
         self.speed = speed
         self.lifetime_s = lifetime_s
+        self.sized = sized
         self.connections = 0
         self.bytes_sent: list[int] = []
         self._stop = threading.Event()
@@ -132,8 +135,9 @@ class LoopbackServer:
                 conn.settimeout(5)
                 if self.protocol == "http":
                     self._read_request(conn)
+                    length = f"Content-Length: {len(self.data)}\r\n" if self.sized else ""
                     conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n"
-                                 b"Connection: close\r\n\r\n")
+                                 + length.encode() + b"Connection: close\r\n\r\n")
                 self._send_paced(conn, step, slot)
                 if step.then == "stall":
                     while self._alive():

@@ -164,6 +164,20 @@ def test_reconnects_after_a_drop_and_continues(stream, tmp_path):
     assert times[-1] > DURATION + 0.5
 
 
+def test_a_file_over_http_ends_when_it_ends(stream, tmp_path):
+    """A resource of known size (Content-Length) is a file: its end is not a drop."""
+    server = LoopbackServer(stream, DURATION, [Step(), Step()], protocol="http", speed=4,
+                            sized=True)
+    with server as srv:
+        run = LiveRun(tmp_path, srv.url, "--reconnect", "3", "--reconnect-delay", "0.2")
+        code, err, _ = run.finish()
+        assert srv.connections == 1
+    assert code == 0, err
+    summary = run.summary()
+    assert summary["frames_in"] == FRAMES and summary["source"]["reconnects"] == 0
+    check_accounting(summary)
+
+
 def test_backoff_doubles_with_jitter_up_to_30_s(stream, no_thread_leak):
     delays: list[float] = []
     with serve(stream, Step(0.5, "close")) as srv:

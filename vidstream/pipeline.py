@@ -238,9 +238,9 @@ class Pipeline:
                 # A live source runs from the moment it connects: load models first, or the
                 # stream's first seconds pile up while they load and are then dropped.
                 for stage in self.stages:
-                    prepare = getattr(stage, "prepare", None)
-                    if callable(prepare):
-                        prepare()
+                    preload = getattr(stage, "preload", None)
+                    if callable(preload):
+                        preload()
             t = time.perf_counter()
             info = self.source.open()
             self._opened.append(self.source)

@@ -139,6 +139,7 @@ class VideoSource:
         self._first: Any = None  # first decoded picture, read in open() to fail fast
         self._packets: Iterator[Any] | None = None
         self._format = ""
+        self._finite = not self.live
         self._last_frame_at: float | None = None
         self._lost_at: float | None = None
 
@@ -177,7 +178,8 @@ class VideoSource:
                     index += 1
                     self.frames_decoded = index
                     yield Frame.from_av(picture, index - 1)
-                if self.live and self.reconnects < self.reconnect and not self._stop.is_set():
+                if (self.live and not self._finite and self.reconnects < self.reconnect
+                        and not self._stop.is_set()):
                     # A live stream has no end: the server hung up, so connect again.
                     raise SourceError(f"{self.display}: the stream ended", source=self.display)
                 break
@@ -315,6 +317,8 @@ class VideoSource:
         self._check_size(stream.codec_context.width, stream.codec_context.height)
         self._container, self._stream = container, stream
         self._format = container.format.name or ""
+        # A resource of known size (a file, also one served over HTTP) ends when it ends.
+        self._finite = (getattr(container, "size", -1) or -1) > 0
         self._packets = None
         self._first = None
         try:
