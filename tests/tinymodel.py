@@ -65,3 +65,40 @@ def red_square_frames(count: int, width: int = 320, height: int = 240, size: int
         y = (height - size) // 2
         img[y : y + size, x : x + size] = RED
         yield img, (x, y, x + size, y + size)
+
+
+BLUE = (20, 20, 230)
+
+
+def build_tripwire_module():
+    """The red-square model, except that it fails (InvalidArgumentError) on an image that is
+    more than 5% pure blue: a model that raises at a frame the test chooses."""
+    import tensorflow as tf
+
+    inner = build_module()
+
+    class Tripwire(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="input_tensor")]
+        )
+        def __call__(self, input_tensor):
+            x = tf.cast(input_tensor, tf.int32)
+            blue = (x[..., 2] > 180) & (x[..., 0] < 80) & (x[..., 1] < 80)
+            share = tf.reduce_mean(tf.cast(blue, tf.float32))
+            check = tf.debugging.Assert(share < 0.05, ["tripwire: a blue frame"])
+            with tf.control_dependencies([check]):
+                return self.inner(tf.identity(input_tensor))
+
+    return Tripwire()
+
+
+def export_tripwire_model(path: Path) -> Path:
+    import tensorflow as tf
+
+    module = build_tripwire_module()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.__call__})
+    return path

@@ -30,6 +30,10 @@ class ChannelAborted(Exception):
     """The pipeline aborted the channel; stop at once."""
 
 
+class ChannelClosed(RuntimeError):
+    """put() on a channel that was closed: the stream was ended (e.g. by Pipeline.stop)."""
+
+
 class Channel:
     def __init__(self, capacity: int = 8, *, leaky: bool = False, name: str = "") -> None:
         if capacity < 1:
@@ -62,7 +66,7 @@ class Channel:
             if self._aborted:
                 raise ChannelAborted(self.name)
             if self._closed:
-                raise RuntimeError(f"put() on closed channel {self.name!r}")
+                raise ChannelClosed(f"put() on closed channel {self.name!r}")
             if len(self._items) >= self.capacity:  # leaky and full
                 old = self._items.popleft()
                 self.dropped += 1

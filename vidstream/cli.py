@@ -190,7 +190,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reconnect-delay", type=float, default=1.0, metavar="S",
                    help="first reconnect delay; doubles each attempt, with jitter")
     g.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
-                   help="live sources: fail (or reconnect) when no frame arrives for S seconds")
+                   help="live sources: fail (or reconnect) when connecting takes longer or no "
+                   "frame arrives for S seconds")
     g.add_argument("--realtime", action="store_true",
                    help="read a file at its own frame rate, as if live")
 
@@ -334,20 +335,20 @@ def execute(cfg: Any, display: str = "auto", console: Console | None = None,
     if error is not None and not (summary.interrupted and error.__class__.__name__ ==
                                   "Cancelled"):
         _print_error(error, console)
-        if summary.frames and cfg.video:
+        if summary.frames and cfg.video and Path(cfg.video).exists():
             console.print(f"[yellow]vidstream: {summary.frames} frames processed before the "
-                          f"error were written to {cfg.video}[/yellow]")
+                          f"error were written to {cfg.video}[/yellow]", soft_wrap=True)
         return EXIT_ERROR
     if summary.interrupted:
         if not quiet:
             console.print(f"[yellow]vidstream: interrupted after {summary.frames} frames; "
-                          "outputs finalized[/yellow]")
+                          "outputs finalized[/yellow]", soft_wrap=True)
         return EXIT_INTERRUPTED
     ended_early = getattr(source, "ended_early", None)
     if ended_early:
         console.print(f"[yellow]vidstream: warning: {source.display}: input ended early or is "
                       f"damaged ({ended_early}); wrote the {summary.frames} frames decoded"
-                      "[/yellow]")
+                      "[/yellow]", soft_wrap=True)
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -372,6 +373,8 @@ def _install_stop_handlers(pipeline: Any, console: Console, quiet: bool) -> Call
                               "(press Ctrl-C again to abort)[/yellow]")
         elif presses["n"] == 2:
             pipeline.abort()
+            if not quiet:
+                console.print("[yellow]vidstream: aborting[/yellow]")
         else:
             os._exit(EXIT_INTERRUPTED)
 
@@ -473,7 +476,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:  # console-script entry point
-    sys.exit(main())
+    code = main()
+    # Every output is closed by now. TensorFlow takes seconds to tear down at interpreter
+    # exit, and a source thread may still sit in a stalled network read: leave at once.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

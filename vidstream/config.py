@@ -305,6 +305,7 @@ def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
         max_decode_errors=cfg.max_decode_errors,
         max_frames=cfg.max_frames,
         threads=cfg.decoder_threads,
+        open_timeout=cfg.stall_timeout,
         stall_timeout=cfg.stall_timeout,
         reconnect=cfg.reconnect,
         reconnect_delay=cfg.reconnect_delay,

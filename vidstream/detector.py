@@ -156,7 +156,13 @@ class Detector(Stage):
         self._max_batch: int | None = None
         self._letterbox = False
 
+    def preload(self) -> None:
+        """Load the model now; the pipeline calls this before it connects to a live source."""
+        self.open()
+
     def open(self, info: StreamInfo | None = None) -> None:
+        if self.predictor is not None:
+            return  # loaded already (preload())
         t0 = time.perf_counter()
         if callable(self.model) and not isinstance(self.model, str | os.PathLike):
             self.predictor = self.model

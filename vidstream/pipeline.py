@@ -20,7 +20,8 @@ How it ends:
 
 * input exhausted: the source closes its channel, every stage drains and closes in turn;
 * :meth:`Pipeline.stop` (first Ctrl-C): the source stops reading, frames already in flight
-  still reach the sinks, outputs are finalized;
+  still reach the sinks, outputs are finalized (a source blocked in a stalled read is not
+  waited for beyond ``SOURCE_GRACE_S``);
 * an exception in stage *k*: every channel upstream of *k* is aborted (producers stop at
   once), the channel after *k* is closed (what already passed *k* still reaches the sinks), and
   the error is re-raised to the caller with the stage name and frame index;
@@ -36,13 +37,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from .channel import Channel, ChannelAborted, EndOfStream
+from .channel import Channel, ChannelAborted, ChannelClosed, EndOfStream
 from .errors import Cancelled, StageError, VidstreamError
 from .frames import Frame, StreamInfo
 from .stats import LatencyHistogram, StageCounters, StageStats
 from .summary import Summary
 
 DEFAULT_CAPACITY = 8
+# After stop() or an error, how long to wait for a source stuck in a read (a stalled network
+# stream blocks until its read timeout) before returning without it. Its thread is a daemon
+# and still closes the source itself when the read returns.
+SOURCE_GRACE_S = 1.0
 
 
 @runtime_checkable
@@ -205,6 +210,7 @@ class Pipeline:
         self._aborted = False
         self._interrupted = False
         self._remaining = 0
+        self._grace_until: float | None = None
         self._started_at: float | None = None
         self._ended_at: float | None = None
         self._open_s: dict[str, float] = {}
@@ -218,13 +224,23 @@ class Pipeline:
         if self._threads and not self._done.is_set():
             self.abort()
             self._join()
-        self._close_unstarted()
+        if not self._threads:
+            # Once started, each thread closes its own stage: closing a source from here
+            # while its thread is still in a read would pull the container from under it.
+            self._close_unstarted()
 
     def open(self) -> StreamInfo:
         """Open every stage in order (source first); on failure close what was opened."""
         if self.info is not None:
             return self.info
         try:
+            if getattr(self.source, "live", False):
+                # A live source runs from the moment it connects: load models first, or the
+                # stream's first seconds pile up while they load and are then dropped.
+                for stage in self.stages:
+                    preload = getattr(stage, "preload", None)
+                    if callable(preload):
+                        preload()
             t = time.perf_counter()
             info = self.source.open()
             self._opened.append(self.source)
@@ -275,6 +291,13 @@ class Pipeline:
         """Stop reading input; frames in flight still reach the sinks."""
         self._interrupted = True
         self._stop.set()
+        stop_source = getattr(self.source, "stop", None)
+        if callable(stop_source):
+            stop_source()
+        if self._channels:
+            # End the stream here rather than when the source's read returns: a stalled
+            # network read may block until its timeout.
+            self._channels[0].close()
 
     def abort(self) -> None:
         """Stop now: wake every stage and close it; frames in flight are discarded."""
@@ -305,7 +328,10 @@ class Pipeline:
 
     @property
     def dropped(self) -> int:
-        return sum(ch.dropped for ch in self._channels)
+        """Frames dropped on purpose: by a leaky queue (live sources) or a stage returning None."""
+        return sum(ch.dropped for ch in self._channels) + sum(
+            c.dropped for c in self._counters[1:]
+        )
 
     @property
     def elapsed_s(self) -> float:
@@ -317,8 +343,10 @@ class Pipeline:
         stats = self.stats()
         frames = stats[-1].items_out
         wall = self.elapsed_s
+        decode_errors = getattr(self.source, "decode_errors", 0)
         return Summary(
             frames=frames,
+            frames_in=stats[0].items_out + decode_errors,
             wall_s=wall,
             fps=frames / wall if wall > 0 else 0.0,
             model_load_s=sum(
@@ -327,7 +355,7 @@ class Pipeline:
             latency=self.latency,
             stages=stats,
             open_s=dict(self._open_s),
-            decode_errors=getattr(self.source, "decode_errors", 0),
+            decode_errors=decode_errors,
             dropped=self.dropped,
             interrupted=self._interrupted,
             error=_one_line(self._error) if self._error else None,
@@ -383,7 +411,8 @@ class Pipeline:
         while True:
             try:
                 while not self._done.wait(0.1):
-                    pass
+                    if self._only_source_left():
+                        break
                 break
             except KeyboardInterrupt:
                 if self._interrupted:
@@ -392,9 +421,28 @@ class Pipeline:
                     self.stop()
         self._join()
 
+    def _only_source_left(self) -> bool:
+        """Stopped, every stage finished, and the source still stuck in a read."""
+        return self._stop.is_set() and all(not t.is_alive() for t in self._threads[1:])
+
     def _join(self) -> None:
-        for t in self._threads:
+        for t in self._threads[1:]:
             t.join()
+        if not self._threads:
+            return
+        if not self._stop.is_set():
+            self._threads[0].join()
+            return
+        # Past the grace period (at once after abort()) a source stuck in a read is left to
+        # end by its read timeout.
+        if self._grace_until is None:
+            self._grace_until = time.monotonic() + SOURCE_GRACE_S
+        source = self._threads[0]
+        while source.is_alive() and not self._aborted:
+            left = self._grace_until - time.monotonic()
+            if left <= 0:
+                break
+            source.join(min(left, 0.1))
 
     def _finished_one(self) -> None:
         with self._lock:
@@ -437,16 +485,23 @@ class Pipeline:
                 t1 = time.perf_counter()
                 c.busy_s += t1 - t0
                 frame_index = getattr(item, "index", None)
+                if self._stop.is_set():
+                    break  # read after the stop: not passed on, not counted
                 if outbox is not None:
-                    outbox.put(item)
+                    try:
+                        outbox.put(item)
+                    except ChannelClosed:
+                        break  # stop() ended the stream while we waited for room
                     c.blocked_s += time.perf_counter() - t1
                     c.dropped = outbox.dropped
                 c.items_out += 1
         except ChannelAborted:
             pass
         except BaseException as e:
-            c.errors += 1
-            self._fail(0, e, None if frame_index is None else frame_index + 1)
+            if not (self._stop.is_set() and self._error is None and self._interrupted):
+                c.errors += 1
+                self._fail(0, e, None if frame_index is None else frame_index + 1)
+            # else: stopped by the user; a read cut short by the stop is no error
         finally:
             self._close_stage(0, self.source, frames)
             if outbox is not None:

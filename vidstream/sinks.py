@@ -40,6 +40,7 @@ from .frames import Frame, StreamInfo
 from .pipeline import Stage
 
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+FRAGMENT_S = 1.0  # a fragmented output is cut at least this often: what a hard kill can cost
 
 
 def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -54,7 +55,25 @@ def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
         raise OutputError(f"{p}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise OutputError(f"{p}: permission denied")
+    _probe_writable(p)
     return p
+
+
+def _probe_writable(p: Path) -> None:
+    """Create (and remove) the file, or open it for appending: the only check that does not lie.
+
+    ``os.access`` says yes to root everywhere, and to anyone on a read-only mount or in /proc.
+    """
+    try:
+        if p.exists():
+            with p.open("ab"):
+                pass
+        else:
+            with p.open("xb"):
+                pass
+            p.unlink()
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write: {e.strerror or e}") from None
 
 
 class AudioCopier:
@@ -159,7 +178,8 @@ class VideoWriter(Stage):
     def _start(self, info: StreamInfo) -> None:
         container_options = {}
         if self.fragmented:
-            container_options = {"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"}
+            container_options = {"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1",
+                                 "frag_duration": str(int(FRAGMENT_S * 1_000_000))}
         try:
             self._container = av.open(str(self.path), "w", options=container_options)
         except (av.FFmpegError, OSError, ValueError) as e:
@@ -216,8 +236,11 @@ class VideoWriter(Stage):
                 raise OutputError(f"{self.path}: the writer is closed")
             self._start(self._info_for(frame))
         picture = self._picture(frame)
-        for packet in self._stream.encode(picture):
-            self._mux_video(packet)
+        try:
+            for packet in self._stream.encode(picture):
+                self._mux_video(packet)
+        except (av.FFmpegError, OSError) as e:  # e.g. the disk is full
+            raise OutputError(f"{self.path}: cannot write: {e}") from e
         self.frames_written += 1
         if frame.time is not None and frame.time_base is not None:
             self.last_end = frame.time + float(1 / (self._stream.average_rate or 30))
@@ -275,6 +298,9 @@ class VideoWriter(Stage):
             container, self._container = self._container, None
             self._stream = None
             container.close()
+            if self.frames_written == 0:
+                # Not one frame: leave no file that looks like a video but is not one.
+                self.path.unlink(missing_ok=True)
 
     def describe(self) -> dict:
         return {"output": str(self.path), "encoder": self.codec, "preset": self.preset}

@@ -15,6 +15,7 @@ are caught too.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -37,12 +38,15 @@ from .errors import (
     NoVideoStreamError,
     SourceError,
     StallError,
+    VidstreamError,
 )
 from .frames import Frame, StreamInfo
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K; a hostile header cannot make us allocate more
 DEFAULT_MAX_DECODE_ERRORS = 100
+
+log = logging.getLogger("vidstream")
 
 # Errors PyAV raises on broken input besides its own FFmpegError family.
 _READ_ERRORS = (av.FFmpegError, OSError, UnicodeDecodeError, IndexError, ValueError, EOFError)
@@ -104,7 +108,7 @@ class VideoSource:
         reconnect: int = 0,
         reconnect_delay: float = 1.0,
         realtime: bool = False,
-        sleep: Callable[[float], Any] = time.sleep,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.uri = str(uri)
         self.display = mask_credentials(self.uri)
@@ -120,17 +124,24 @@ class VideoSource:
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.realtime = realtime
-        self._sleep = sleep
+        self._stop = threading.Event()
+        # Waits (backoff, real-time pacing) end at once when the source is stopped.
+        self._sleep = sleep or self._stop.wait
         self.decode_errors = 0
         self.corrupt_frames = 0
+        self.frames_decoded = 0
         self.reconnects = 0
+        self.gap_s = 0.0
         self.ended_early: str | None = None
         self.info: StreamInfo | None = None
         self._container: Any = None
         self._stream: Any = None
         self._first: Any = None  # first decoded picture, read in open() to fail fast
         self._packets: Iterator[Any] | None = None
-        self._stop = threading.Event()
+        self._format = ""
+        self._finite = not self.live
+        self._last_frame_at: float | None = None
+        self._lost_at: float | None = None
 
     # -- stage interface -------------------------------------------------------------------
     def open(self) -> StreamInfo:
@@ -163,17 +174,37 @@ class VideoSource:
                             pts = last_pts + step
                     picture.pts = pts
                     last_pts = pts
-                    yield Frame.from_av(picture, index)
+                    self._got_frame()
                     index += 1
+                    self.frames_decoded = index
+                    yield Frame.from_av(picture, index - 1)
+                if (self.live and not self._finite and self.reconnects < self.reconnect
+                        and not self._stop.is_set()):
+                    # A live stream has no end: the server hung up, so connect again.
+                    raise SourceError(f"{self.display}: the stream ended", source=self.display)
                 break
             except (SourceError, *_READ_ERRORS) as e:
-                if not self.live or self.reconnects >= self.reconnect or self._stop.is_set():
+                if self._stop.is_set():
+                    return  # stopped: a read cut short by the stop is no error
+                if isinstance(e, InputError):
+                    raise  # e.g. past the decode-error budget
+                if not self.live:
+                    if index == 0:
+                        raise CorruptInputError(
+                            f"{self.display}: not a readable video: {_describe(e)}",
+                            source=self.display,
+                        ) from e
+                    # The file cannot be read past here: it ends early, keep what was decoded.
+                    self.ended_early = f"unreadable after frame {index - 1}: {_describe(e)}"
+                    return
+                if self.reconnects >= self.reconnect:
                     if isinstance(e, SourceError):
                         raise
                     raise SourceError(
                         f"{self.display}: stream lost: {_describe(e)}", source=self.display
                     ) from e
-                self._reconnect(e)
+                if not self._reconnect(e):
+                    return  # stopped while waiting to reconnect
         if index == 0:
             raise EmptyInputError(
                 f"{self.display}: no frame could be decoded"
@@ -181,6 +212,10 @@ class VideoSource:
                 source=self.display,
             )
         self._check_complete(index)
+
+    def stop(self) -> None:
+        """Stop reading soon (safe from any thread): waits end, reconnects are not tried."""
+        self._stop.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -196,9 +231,11 @@ class VideoSource:
     def describe(self) -> dict:
         return {
             "source": {
+                "frames_decoded": self.frames_decoded,
                 "decode_errors": self.decode_errors,
                 "corrupt_frames": self.corrupt_frames,
                 "reconnects": self.reconnects,
+                "reconnect_gap_s": round(self.gap_s, 3),
                 "ended_early": self.ended_early,
             }
         }
@@ -230,6 +267,11 @@ class VideoSource:
         try:
             container = av.open(self.uri, **kwargs)
         except _READ_ERRORS as e:
+            if self.live and isinstance(e, av.ExitError):  # the open timeout fired
+                raise StallError(
+                    f"{self.display}: cannot open: no answer within {self.open_timeout:g} s",
+                    source=self.display,
+                ) from e
             if self.live:
                 raise SourceError(
                     f"{self.display}: cannot open: {_describe(e)}", source=self.display
@@ -239,6 +281,18 @@ class VideoSource:
             ) from e
         try:
             self._setup(container)
+        except VidstreamError:
+            container.close()
+            raise
+        except _READ_ERRORS as e:  # the first packets could not be read
+            container.close()
+            if self.live:
+                raise SourceError(
+                    f"{self.display}: cannot open: {_describe(e)}", source=self.display
+                ) from e
+            raise CorruptInputError(
+                f"{self.display}: not a readable video: {_describe(e)}", source=self.display
+            ) from e
         except BaseException:
             container.close()
             raise
@@ -251,11 +305,20 @@ class VideoSource:
                 source=self.display,
             )
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged or unknown codec description
+            raise CorruptInputError(
+                f"{self.display}: not a readable video: the video stream's codec is unknown "
+                "or its description is damaged",
+                source=self.display,
+            )
         stream.thread_type = "AUTO"
         if self.threads:
             stream.codec_context.thread_count = self.threads
         self._check_size(stream.codec_context.width, stream.codec_context.height)
         self._container, self._stream = container, stream
+        self._format = container.format.name or ""
+        # A resource of known size (a file, also one served over HTTP) ends when it ends.
+        self._finite = (getattr(container, "size", -1) or -1) > 0
         self._packets = None
         self._first = None
         try:
@@ -264,10 +327,13 @@ class VideoSource:
             self._first = None
         if self._first is None:
             self._release()
+            if self.live:  # connected, but the stream ended at once: worth another attempt
+                raise SourceError(f"{self.display}: the stream ended before its first frame",
+                                  source=self.display)
             raise EmptyInputError(
                 f"{self.display}: no frame could be decoded"
                 + (f" ({self.decode_errors} decode errors)" if self.decode_errors else "")
-                + ("" if self.live else "; the file may be truncated or damaged"),
+                + "; the file may be truncated or damaged",
                 source=self.display,
             )
         self._check_size(self._first.width, self._first.height)
@@ -332,7 +398,7 @@ class VideoSource:
                 return
             except av.ExitError as e:  # FFmpeg's read timeout fired
                 raise StallError(
-                    f"{self.display}: no data for {self.stall_timeout:g} s (--stall-timeout)",
+                    f"{self.display}: no frame for {self.stall_timeout:g} s (--stall-timeout)",
                     source=self.display,
                 ) from e
             except (av.FFmpegError, IndexError) as e:
@@ -386,31 +452,69 @@ class VideoSource:
 
     def _check_complete(self, decoded: int) -> None:
         info = self.info
+        if self.ended_early or self.live:
+            return
         if self.max_frames is not None and decoded >= self.max_frames:
             return
-        if info and info.frames and decoded < info.frames:
+        # Transport streams and fragmented MP4 state no frame count; a cut file is told by
+        # its last packet or box running past the end of the file.
+        truncated = _truncated(Path(self.uri), self._format)
+        if truncated:
+            self.ended_early = truncated
+        elif info and info.frames and decoded < info.frames:
             self.ended_early = f"the input states {info.frames} frames; {decoded} were decoded"
         elif self.decode_errors:
             self.ended_early = f"{self.decode_errors} packets could not be decoded"
+        elif self.corrupt_frames:
+            self.ended_early = (
+                f"{self.corrupt_frames} frames are damaged (concealed by the decoder)"
+            )
 
     # -- live ------------------------------------------------------------------------------
-    def _reconnect(self, cause: BaseException) -> None:
+    def _reconnect(self, cause: BaseException) -> bool:
+        """Connect again with backoff; False if stopped meanwhile, raises when attempts run out."""
+        if self._lost_at is None:
+            # A stall is noticed stall_timeout after the last data came in (frames the demuxer
+            # held back come out only then); a drop is noticed when it happens.
+            stalled = self.stall_timeout if isinstance(cause, StallError) else 0.0
+            self._lost_at = time.monotonic() - stalled
         while self.reconnects < self.reconnect and not self._stop.is_set():
             self.reconnects += 1
             delay = self.reconnect_delay * (2 ** (self.reconnects - 1))
             delay = min(delay, 30.0) * random.uniform(0.8, 1.2)  # jitter: cameras reboot together
+            log.warning("%s: %s; reconnecting in %.1f s (attempt %d of %d)", self.display,
+                        self._cause(cause), delay, self.reconnects, self.reconnect)
             self._release()
             self._sleep(delay)
+            if self._stop.is_set():
+                break
             try:
                 self._connect()
-                return
+                return True
             except SourceError as e:
                 cause = e
+        if self._stop.is_set():
+            return False
         raise SourceError(
             f"{self.display}: stream lost after {self.reconnects} reconnect attempts: "
-            f"{_describe(cause)}",
+            f"{self._cause(cause)}",
             source=self.display,
         ) from cause
+
+    def _cause(self, e: BaseException) -> str:
+        """``e`` in words, without the source name our own errors start with."""
+        text = _describe(e)
+        prefix = f"{self.display}: "
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+    def _got_frame(self) -> None:
+        now = time.monotonic()
+        if self._lost_at is not None:  # the first frame after a reconnect closes the gap
+            gap = now - self._lost_at
+            self.gap_s += gap
+            self._lost_at = None
+            log.warning("%s: reconnected; no frames for %.1f s", self.display, gap)
+        self._last_frame_at = now
 
     def _release(self) -> None:
         container, self._container = self._container, None
@@ -421,6 +525,58 @@ class VideoSource:
                 container.close()
             except Exception:
                 pass
+
+
+def _truncated(path: Path, format_name: str) -> str | None:
+    """How a file is cut short or broken (``"the file is truncated: it ends inside a 'moof'
+    box"``), or None when its structure ends cleanly at its last byte."""
+    formats = set(format_name.split(","))
+    try:
+        with path.open("rb") as fh:
+            if "mpegts" in formats:
+                return _ts_truncated(fh, path.stat().st_size)
+            if "mp4" in formats or "mov" in formats:
+                return _mp4_truncated(fh, path.stat().st_size)
+    except OSError:
+        pass
+    return None
+
+
+def _ts_truncated(fh: Any, size: int) -> str | None:
+    head = fh.read(3 * 204 + 4)
+    # 188-byte packets; 192 (M2TS: a 4-byte timestamp first); 204 (with Reed-Solomon bytes)
+    for packet, sync in ((188, 0), (192, 4), (204, 0)):
+        if all(len(head) > sync + k * packet and head[sync + k * packet] == 0x47
+               for k in range(3)):
+            if size % packet:
+                return "the file is truncated: it ends inside a transport-stream packet"
+            return None
+    return None
+
+
+def _mp4_truncated(fh: Any, size: int) -> str | None:
+    offset = 0
+    while offset < size:  # top-level boxes: 32-bit size + type, or size 1 + 64-bit size
+        fh.seek(offset)
+        header = fh.read(16)
+        if len(header) < 8:
+            return "the file is truncated: it ends inside a box header"
+        box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if not all(32 <= c < 127 for c in kind):  # a box type is four printable characters
+            return None  # damaged, not cut: the frame count and decode errors will tell
+        name = kind.decode("ascii")
+        if box_size == 1:
+            if len(header) < 16:
+                return f"the file is truncated: it ends inside the header of a {name!r} box"
+            box_size = int.from_bytes(header[8:16], "big")
+        elif box_size == 0:
+            return None  # the last box runs to the end of the file by definition
+        if box_size < 8:
+            return None
+        if offset + box_size > size:
+            return f"the file is truncated: it ends inside a {name!r} box"
+        offset += box_size
+    return None
 
 
 class ArraySource:

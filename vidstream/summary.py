@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 class Summary:
     """Frames, time, per-stage shares, latency and cost of one pipeline run.
 
+    ``frames_in == frames + dropped + decode_errors`` for every run that was not aborted or
+    failed: no frame goes missing without being counted.
+
     ``fps`` is frames per second of processing wall time (model loading excluded: it happens
     in ``open()`` before the clock starts, and is reported as ``model_load_s``).
     """
@@ -31,6 +34,7 @@ class Summary:
     latency: LatencyHistogram
     stages: list[StageStats]
     open_s: dict[str, float] = field(default_factory=dict)
+    frames_in: int = 0  # frames the source read (decoded + undecodable packets)
     decode_errors: int = 0
     dropped: int = 0
     interrupted: bool = False
@@ -66,6 +70,7 @@ class Summary:
             "latency_ms": self.latency.to_dict(),
             "stages": {s.name: s.to_dict() for s in self.stages},
             "bottleneck": neck.name if neck else None,
+            "frames_in": self.frames_in,
             "decode_errors": self.decode_errors,
             "dropped": self.dropped,
             "interrupted": self.interrupted,
