@@ -14,6 +14,8 @@ Contenders:
   encode        libx264 at the preset, alone, on decoded frames
   sequential    the seed notebook's loop: decode -> to_ndarray -> SavedModel -> draw -> encode
   vidstream     vidstream detect with its defaults
+  vidstream-data  the same writing detections only (no encoder sharing the CPU)
+  detect-stage-bN  the detector stage in a pipeline fed already decoded frames, batch N
   noop          the pipeline with a no-op detector (converting frames) and no encoding
 """
 
@@ -194,11 +196,12 @@ def w_sequential(args: argparse.Namespace) -> dict:
     return {"frames": n, "wall_s": wall, "fps": n / wall}
 
 
-def w_vidstream(args: argparse.Namespace) -> dict:
+def w_vidstream(args: argparse.Namespace, video: bool = True) -> dict:
     from vidstream.config import RunConfig, build_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(input=args.input, video=f"{tmp}/v.mp4", model=args.model,
+        cfg = RunConfig(input=args.input, video=f"{tmp}/v.mp4" if video else None,
+                        detections=None if video else f"{tmp}/d.jsonl", model=args.model,
                         preset=args.preset, max_frames=args.frames, batch_size=args.batch)
         with build_pipeline(cfg) as pipeline:
             summary = pipeline.run()
@@ -208,6 +211,44 @@ def w_vidstream(args: argparse.Namespace) -> dict:
             "stages": {s.name: {"busy_share": round(s.busy_share, 3), "fps": round(s.fps, 1)}
                        for s in summary.stages},
             "device": summary.details.get("device")}
+
+
+def w_detect_stage(args: argparse.Namespace) -> dict:
+    """The detector stage in a pipeline whose other stages cost nothing: its own overhead."""
+    import av
+
+    from vidstream import Detector, Pipeline
+    from vidstream.frames import Frame, StreamInfo
+
+    det = Detector(args.model, batch_size=args.batch)
+    det.open()
+    frames = []
+    with av.open(args.input) as c:
+        for picture in c.decode(video=0):
+            frame = Frame.from_av(picture, len(frames))
+            det.prepare(frame)  # scaled to the model's input, as the decoder thread does
+            frames.append(frame)
+            if len(frames) >= min(args.frames, 64):
+                break
+
+    class Decoded:
+        name = "decode"
+
+        def open(self):
+            return StreamInfo("<decoded>", frames[0].width, frames[0].height, None, None)
+
+        def frames(self):
+            for i in range(args.frames):
+                yield frames[i % len(frames)]
+
+        def close(self):
+            pass
+
+    with Pipeline(Decoded(), [det]) as p:
+        summary = p.run()
+    stage = summary.stage("detect")
+    return {"frames": summary.frames, "wall_s": summary.wall_s, "fps": stage.fps,
+            "busy_share": round(stage.busy_share, 3)}
 
 
 def w_noop(args: argparse.Namespace) -> dict:
@@ -259,12 +300,13 @@ def _iou(a, b) -> float:
 
 WORKERS = {"decode": w_decode, "model": w_model, "model-tf": w_model_tf, "encode": w_encode,
            "sequential": w_sequential, "vidstream": w_vidstream, "noop": w_noop,
-           "accuracy": w_accuracy}
+           "vidstream-data": lambda a: w_vidstream(a, video=False),
+           "detect-stage": w_detect_stage, "accuracy": w_accuracy}
 
 
 # -- driver ---------------------------------------------------------------------------------
 def run_worker(args: argparse.Namespace, name: str, batch: int = 1) -> dict:
-    kind = name.split("-b")[0] if name.startswith(("model-b", "vidstream-b")) else name
+    kind = name.rsplit("-b", 1)[0] if name.startswith(("model-b", "detect-stage-b")) else name
     cmd = [sys.executable, __file__, "--worker", kind, "--input", args.input,
            "--frames", str(args.frames), "--preset", args.preset, "--model", args.model,
            "--batch", str(batch)]
@@ -302,14 +344,16 @@ def main() -> int:
             make_clip(args.input, scene="traffic", count=args.frames,
                       rate=Fraction(30000, 1001))
     sizes = [int(b) for b in args.batch_sizes.split(",")]
-    names = ["decode", *[f"model-b{b}" for b in sizes], "model-tf", "encode", "sequential",
-             "vidstream", "noop"]
+    names = ["decode", *[f"model-b{b}" for b in sizes],
+             *[f"detect-stage-b{b}" for b in sizes], "model-tf", "encode", "sequential",
+             "vidstream", "vidstream-data", "noop"]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(args.repeat):
         for name in names:
-            batch = int(name.rsplit("-b", 1)[1]) if name.startswith("model-b") else 1
+            batch = (int(name.rsplit("-b", 1)[1])
+                     if name.startswith(("model-b", "detect-stage-b")) else 1)
             result = run_worker(args, name, batch)
             runs[name].append(result)
             print(f"round {r + 1}/{args.repeat}  {name:12s} {result['fps']:7.2f} fps  "
@@ -332,7 +376,7 @@ def report(args, runs, medians, accuracy) -> None:
     for name, fps in medians.items():
         peak = statistics.median(x["peak_rss_mb"] for x in runs[name])
         note = ""
-        if name == "vidstream":
+        if name.startswith("vidstream"):
             stages = runs[name][-1]["stages"]
             note = "busy " + ", ".join(f"{k} {v['busy_share']:.0%}" for k, v in stages.items())
         print(f"{name:14s} {fps:8.2f} {peak:8.0f}   {note}")
@@ -344,11 +388,16 @@ def report(args, runs, medians, accuracy) -> None:
 
     ratio("vidstream", "sequential", "vidstream / sequential loop (target >= 1.5)")
     ratio("noop", "decode", "no-op pipeline / bare decode (target >= 0.90)")
-    if "vidstream" in runs:
-        detect_fps = statistics.median(x["stages"]["detect"]["fps"] for x in runs["vidstream"])
-        if "model-b1" in medians:
-            print(f"{'detect stage / bare model b1 (target >= 0.95)':48s} "
-                  f"{detect_fps / medians['model-b1']:6.2f}x")
+    for b in sorted({int(n.rsplit("-b", 1)[1]) for n in medians if n.startswith("model-b")}):
+        if f"detect-stage-b{b}" in medians:
+            print(f"{f'detect stage alone / bare model, batch {b}':48s} "
+                  f"{medians[f'detect-stage-b{b}'] / medians[f'model-b{b}']:6.2f}x  "
+                  "(target >= 0.95)")
+    for name in ("vidstream", "vidstream-data"):
+        if name in runs and "model-b1" in medians:
+            detect_fps = statistics.median(x["stages"]["detect"]["fps"] for x in runs[name])
+            print(f"{f'detect stage in {name} / bare model b1':48s} "
+                  f"{detect_fps / medians['model-b1']:6.2f}x  (target >= 0.95)")
     ratio("model-b1", "model-tf", "model vidstream runs / SavedModel")
     if accuracy:
         print(f"{'fast path boxes matching the SavedModel (IoU 0.9)':48s} "

@@ -46,9 +46,11 @@ def test_eta_and_durations():
 
 def test_bottleneck_is_the_busiest_stage_with_a_hint():
     stats = [stage("decode", 1.0, blocked=9.0), stage("detect", 9.5), stage("sink", 3.0)]
-    assert bottleneck_hint(stats, batch_size=1) == (
-        "detect is the bottleneck (busy 95%): try --batch-size 4")
-    assert "GPU" in bottleneck_hint(stats, batch_size=4, device="CPU")
+    assert bottleneck_hint(stats, batch_size=1, device="GPU (NVIDIA T4)") == (
+        "detect is the bottleneck (busy 95%): try a larger --batch-size")
+    assert bottleneck_hint(stats, batch_size=1, device="CPU") == (
+        "detect is the bottleneck (busy 95%): the model is the limit on this CPU: "
+        "try a GPU (--device gpu) or more cores")
     stats = [stage("decode", 1.0), stage("detect", 2.0), stage("sink", 9.0)]
     assert bottleneck_hint(stats).startswith("sink is the bottleneck (busy 90%): try --preset")
     assert bottleneck_hint([stage("decode", 0.0)]) == "measuring..."
