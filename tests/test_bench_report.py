@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import pytest
 from media import red_square_clip
+from seed import SEED_ROWS as SEED
 
 from vidstream import ConfigError, Run, load_runs, recommend
 from vidstream.cli import main
@@ -23,16 +24,6 @@ from vidstream.cost import lookup
 from vidstream.report import cheapest, fastest, plot, rank, render
 from vidstream.stats import LatencyHistogram
 from vidstream.summary import Summary
-
-# (configuration, $/hour, ms per inference, $ per 100k as published)
-SEED = [
-    ("m5.large+eia.large", 0.36, 222.78, 2.20),
-    ("m5.large+eia.xlarge", 0.62, 140.96, 2.41),
-    ("m5.4xlarge", 0.77, 415.87, 8.87),
-    ("c5.4xlarge", 0.68, 363.45, 6.87),
-    ("p2.xlarge", 0.90, 197.68, 4.94),
-    ("p3.2xlarge", 3.06, 61.04, 5.19),
-]
 
 
 def seed_summary(name: str, ms: float, frames: int = 100) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from seed import SEED_ROWS
 
 from vidstream import ConfigError
 from vidstream.cost import (
@@ -14,16 +15,6 @@ from vidstream.cost import (
     resolve_price,
     usd_per_100k_inferences,
 )
-
-# (configuration, $/hour, ms per inference, $ per 100k as published)
-SEED_ROWS = [
-    ("m5.large+eia.large", 0.36, 222.78, 2.20),
-    ("m5.large+eia.xlarge", 0.62, 140.96, 2.41),
-    ("m5.4xlarge", 0.77, 415.87, 8.87),
-    ("c5.4xlarge", 0.68, 363.45, 6.87),
-    ("p2.xlarge", 0.90, 197.68, 4.94),
-    ("p3.2xlarge", 3.06, 61.04, 5.19),
-]
 
 
 @pytest.mark.parametrize(("name", "price", "ms", "published"), SEED_ROWS)

@@ -272,13 +272,7 @@ class VideoSource:
                     f"{self.display}: cannot open: no answer within {self.open_timeout:g} s",
                     source=self.display,
                 ) from e
-            if self.live:
-                raise SourceError(
-                    f"{self.display}: cannot open: {_describe(e)}", source=self.display
-                ) from e
-            raise CorruptInputError(
-                f"{self.display}: not a readable video: {_describe(e)}", source=self.display
-            ) from e
+            raise self._unreadable(e) from e
         try:
             self._setup(container)
         except VidstreamError:
@@ -286,16 +280,17 @@ class VideoSource:
             raise
         except _READ_ERRORS as e:  # the first packets could not be read
             container.close()
-            if self.live:
-                raise SourceError(
-                    f"{self.display}: cannot open: {_describe(e)}", source=self.display
-                ) from e
-            raise CorruptInputError(
-                f"{self.display}: not a readable video: {_describe(e)}", source=self.display
-            ) from e
+            raise self._unreadable(e) from e
         except BaseException:
             container.close()
             raise
+
+    def _unreadable(self, e: BaseException) -> VidstreamError:
+        if self.live:
+            return SourceError(f"{self.display}: cannot open: {_describe(e)}",
+                               source=self.display)
+        return CorruptInputError(f"{self.display}: not a readable video: {_describe(e)}",
+                                 source=self.display)
 
     def _setup(self, container: Any) -> None:
         if not container.streams.video:
