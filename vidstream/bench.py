@@ -428,14 +428,6 @@ def _positive_float(text: str) -> float:
 def add_commands(sub: Any, formatter_class: type) -> None:
     """Register ``bench`` and ``report`` on the ``vidstream`` command line."""
 
-    class Formatter(formatter_class):  # type: ignore[misc, valid-type]
-        def _get_help_string(self, action: argparse.Action) -> str | None:
-            # "(default: None)" and "(default: [1])" say nothing the help text does not
-            if action.default is None or isinstance(action.default, bool | list):
-                return action.help
-            return super()._get_help_string(action)
-
-    formatter_class = Formatter
     bench = sub.add_parser(
         "bench",
         help="measure fps, latency and cost of configurations on this machine",

@@ -97,6 +97,7 @@ class LitePredictor:
         self.device = f"CPU (TF Lite XNNPACK, {self.threads} threads)"
         self._batch = 0
         self._buffer = np.zeros((0,), np.float32)
+        self._geometry: tuple[int, int, int, int] | None = None
         self.load_s = time.perf_counter() - t0
         self.warmup_s = 0.0
         if warmup:
@@ -110,14 +111,19 @@ class LitePredictor:
         scale = min(h / ih, w / iw)
         nh, nw = round(ih * scale), round(iw * scale)
         top, left = (h - nh) // 2, (w - nw) // 2
-        if batch != self._batch:
+        if batch > self._batch:
+            # A smaller batch (the last of a run) reuses this allocation, padded: growing
+            # and shrinking would re-plan the network each time.
             self._interp.resize_tensor_input(self._input, [batch, h, w, 3])
             with quiet_stderr():  # TF Lite announces its XNNPACK delegate on every allocation
                 self._interp.allocate_tensors()
             self._batch = batch
             self._buffer = np.zeros((batch, h, w, 3), np.float32)
+            self._geometry = None
         buf = self._buffer
-        buf.fill(0.0)
+        if self._geometry != (top, left, nh, nw):  # else the padding is still zero
+            buf.fill(0.0)
+            self._geometry = (top, left, nh, nw)
         for i in range(batch):
             img = images[i]
             if (nh, nw) != (ih, iw):  # the detector usually hands over fitted images
@@ -134,7 +140,8 @@ class LitePredictor:
         x, top, left, nh, nw = self._letterbox(images)
         self._interp.set_tensor(self._input, x)
         self._interp.invoke()
-        scores, idx, ltrb = self._outputs()
+        n = len(images)
+        scores, idx, ltrb = (o[:n] for o in self._outputs())
         return self._decode(scores, idx, ltrb, top, left, nh, nw)
 
     def _outputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
