@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pty
-import select
 import statistics
 import sys
 import tempfile
@@ -20,27 +17,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "samples"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import ptyrun  # noqa: E402 - found through the path above
 
 
 def run_in_pty(args: list[str]) -> bytes:
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
-        os.execv(sys.executable, [sys.executable, "-m", "vidstream", *args])
-    out = b""
-    while True:
-        ready, _, _ = select.select([fd], [], [], 5.0)
-        if not ready:
-            continue
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    out, code = ptyrun.run_in_pty(args, columns=120, timeout=3600)
+    if code != 0:
         raise SystemExit(out.decode(errors="replace")[-2000:])
     return out
 

@@ -268,6 +268,7 @@ def w_accuracy(args: argparse.Namespace) -> dict:
     """Boxes of the fast path (what vidstream runs) against the plain SavedModel's."""
     import av
 
+    from vidstream.detections import box_iou
     from vidstream.detector import Detector
     from vidstream.frames import Frame
 
@@ -284,18 +285,12 @@ def w_accuracy(args: argparse.Namespace) -> dict:
             b = plain.process(Frame.from_av(picture, i)).detections
             for d in b:
                 total += 1
-                matched += any(x.label == d.label and _iou(x.box, d.box) >= 0.9 for x in a)
+                matched += any(x.label == d.label and box_iou(x.box, d.box) >= 0.9 for x in a)
     return {"reference_detections": total, "matched_iou_0.9": matched,
             "share": matched / total if total else 1.0,
             "fast": fast.describe()["device"], "plain": plain.describe()["device"]}
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 WORKERS = {"decode": w_decode, "model": w_model, "model-tf": w_model_tf, "encode": w_encode,

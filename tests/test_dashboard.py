@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 
+import ptyrun
 import pytest
 from media import red_square_clip
 
@@ -74,26 +71,9 @@ def paced_clip(media_dir):
     return path
 
 
-def run_in_pty(args, columns=110, timeout=120) -> bytes:
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the CLI on a terminal
-        os.environ.update(COLUMNS=str(columns), LINES="40", TERM="xterm-256color")
-        os.execv(sys.executable, [sys.executable, "-m", "vidstream", *map(str, args)])
-    out = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")[-2000:]
+def run_in_pty(args) -> bytes:
+    out, code = ptyrun.run_in_pty(args, timeout=120)
+    assert code == 0, out.decode(errors="replace")[-2000:]
     return out
 
 

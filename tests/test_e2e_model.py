@@ -11,16 +11,11 @@ from make_clip import make_clip, skimage_photo
 
 from vidstream import EIPredictor
 from vidstream.cli import main
+from vidstream.detections import box_iou
 
 pytestmark = pytest.mark.model
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def best(detections, label):
@@ -30,7 +25,7 @@ def best(detections, label):
 
 def overlap(detections, label, box) -> float:
     """The best IoU of any ``label`` detection with ``box`` (0 when there is none)."""
-    return max((iou(d["box"], box) for d in detections if d["label"] == label), default=0.0)
+    return max((box_iou(d["box"], box) for d in detections if d["label"] == label), default=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +114,7 @@ def test_exported_frozen_graph_works_with_the_seed_constructor(centernet, tmp_pa
     assert outputs["detection_classes"][0, 0] == 1  # person, 1-based COCO label-map id
     assert outputs["detections_scores"][0, 0] > 0.5
     ymin, xmin, ymax, xmax = outputs["detection_boxes"][0, 0]
-    assert iou([xmin * 512, ymin * 512, xmax * 512, ymax * 512], [0, 0, 370, 512]) > 0.7
+    assert box_iou([xmin * 512, ymin * 512, xmax * 512, ymax * 512], [0, 0, 370, 512]) > 0.7
 
 
 def test_default_model_batches(centernet):
@@ -154,7 +149,7 @@ def test_tflite_fast_path_finds_the_same_boxes_as_the_saved_model(photo_run):
         a = fast.process(frame).detections
         for d in plain.process(frame).detections:
             total += 1
-            matched += any(x.label == d.label and iou(x.box, d.box) >= 0.9 for x in a)
+            matched += any(x.label == d.label and box_iou(x.box, d.box) >= 0.9 for x in a)
     src.close()
     assert total >= 40
     assert matched / total >= 0.99, (matched, total)
@@ -175,4 +170,4 @@ def test_batched_detector_matches_batch_one(photo_run):
     for a, b in zip(one, four, strict=True):
         assert [x[0] for x in a] == [x[0] for x in b]
         for (_, ba), (_, bb) in zip(a, b, strict=True):
-            assert iou(ba, bb) > 0.99
+            assert box_iou(ba, bb) > 0.99

@@ -18,6 +18,7 @@ from make_clip import make_clip
 
 from vidstream import ConfigError, load_pipeline_file
 from vidstream.cli import main
+from vidstream.detections import box_iou
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ROOT / "pipelines"
@@ -30,11 +31,6 @@ def probe(path: Path) -> tuple[int, Fraction, list[str]]:
         return n, c.streams.video[0].average_rate, [s.type for s in c.streams]
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 # -- every file is valid ----------------------------------------------------------------------
@@ -150,7 +146,7 @@ def test_detect_file_pipeline(clips, tmp_path, monkeypatch, capsys):
     records = [json.loads(x) for x in (tmp_path / "photos.jsonl").read_text().splitlines()]
     assert [r["index"] for r in records] == list(range(FRAMES))
     person = [next(o["box"] for o in t if o["label"] == "person") for t in truth]
-    hits = sum(any(x["label"] == "person" and iou(x["box"], box) > 0.5 for x in r["detections"])
+    hits = sum(any(x["label"] == "person" and box_iou(x["box"], box) > 0.5 for x in r["detections"])
                for r, box in zip(records, person, strict=True))
     assert hits >= 0.75 * FRAMES
     summary = json.loads((tmp_path / "photos-summary.json").read_text())

@@ -18,7 +18,7 @@ from .bench import BenchConfig, BenchOptions, BenchResult, run_bench
 from .channel import Channel
 from .config import RunConfig, build_pipeline, load_pipeline_file
 from .cost import CostEstimate, Price, load_catalog, usd_per_100k_inferences
-from .detections import Detection, Detections
+from .detections import Detection, Detections, box_iou
 from .detector import Detector
 from .errors import (
     Cancelled,
@@ -93,6 +93,7 @@ __all__ = [
     "VideoWriter",
     "VidstreamError",
     "__version__",
+    "box_iou",
     "build_pipeline",
     "load_catalog",
     "load_pipeline_file",
