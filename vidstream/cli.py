@@ -339,7 +339,7 @@ def execute(cfg: Any, display: str = "auto", console: Console | None = None,
     source = pipeline.source
     if error is not None and not (summary.interrupted and error.__class__.__name__ ==
                                   "Cancelled"):
-        _print_error(error, console)
+        _print_error(error)
         if summary.frames and cfg.video and Path(cfg.video).exists():
             console.print(f"[yellow]vidstream: {summary.frames} frames processed before the "
                           f"error were written to {cfg.video}[/yellow]", soft_wrap=True)
@@ -446,7 +446,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
 
 
 # -- entry point -------------------------------------------------------------------------------
-def _print_error(error: BaseException, console: Console | None = None) -> None:
+def _print_error(error: BaseException) -> None:
     text = " ".join(str(error).split()) or type(error).__name__
     print(f"vidstream: error: {text}", file=sys.stderr, flush=True)
 
