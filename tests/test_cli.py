@@ -126,3 +126,15 @@ def test_unknown_instance_lists_known_ones(clip, tmp_path, tiny_model, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "unknown instance 'z9.huge'" in err and "c5.4xlarge" in err
+
+
+def test_waiting_for_a_paced_source_is_starving_not_work(clip, tmp_path, tiny_model):
+    # --realtime reads at the clip's own rate, as a live sender would deliver it: the decoder
+    # mostly waits, and must not be named the bottleneck for it.
+    summary = tmp_path / "s.json"
+    assert main(["detect", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_model),
+                 "--realtime", "--summary", str(summary), "--no-dashboard", "-q"]) == 0
+    s = json.loads(summary.read_text())
+    decode = s["stages"]["decode"]
+    assert decode["starved_s"] > 0.3  # 20 frames at 29.97 fps: about 0.6 s of waiting
+    assert decode["busy_share"] < 0.5

@@ -476,6 +476,7 @@ class Pipeline:
             frames = self.source.frames()
             while not self._stop.is_set():
                 t0 = time.perf_counter()
+                waited = getattr(self.source, "wait_s", 0.0)
                 try:
                     item = next(frames)
                 except StopIteration:
@@ -483,7 +484,11 @@ class Pipeline:
                 if prepare is not None:
                     prepare(item)
                 t1 = time.perf_counter()
-                c.busy_s += t1 - t0
+                # A source that waits on its sender (a live stream, paced reading) says how
+                # long: that is starving, not work, or every live run's bottleneck is "decode".
+                waited = getattr(self.source, "wait_s", 0.0) - waited
+                c.starved_s += waited
+                c.busy_s += t1 - t0 - waited
                 frame_index = getattr(item, "index", None)
                 if self._stop.is_set():
                     break  # read after the stop: not passed on, not counted

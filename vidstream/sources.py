@@ -128,6 +128,7 @@ class VideoSource:
         # Waits (backoff, real-time pacing) end at once when the source is stopped.
         self._sleep = sleep or self._stop.wait
         self.decode_errors = 0
+        self.wait_s = 0.0  # waiting for a live sender or for --realtime pacing: not work
         self.corrupt_frames = 0
         self.frames_decoded = 0
         self.reconnects = 0
@@ -387,6 +388,7 @@ class VideoSource:
         while True:
             if self._packets is None:
                 self._packets = iter(self._container.demux(stream))
+            t_read = time.perf_counter()
             try:
                 packet = next(self._packets)
             except StopIteration:
@@ -405,6 +407,9 @@ class VideoSource:
                     return  # the input ends inside a damaged region
                 self._packets = None  # demuxing resumes after the damaged region
                 continue
+            finally:
+                if self.live:  # a live stream's reads wait for the sender, not for us
+                    self.wait_s += time.perf_counter() - t_read
             failures_in_a_row = 0
             try:
                 pictures = packet.decode()
@@ -428,6 +433,7 @@ class VideoSource:
                     ahead = (picture.time - pts0) - (time.monotonic() - t_start)
                     if ahead > 0:
                         self._sleep(ahead)
+                        self.wait_s += ahead
                 yield picture
 
     def _count_error(self, e: BaseException) -> None:
