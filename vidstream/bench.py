@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -431,7 +432,7 @@ def add_commands(sub: Any, formatter_class: type) -> None:
     bench = sub.add_parser(
         "bench",
         help="measure fps, latency and cost of configurations on this machine",
-        description=(
+        description=textwrap.fill(
             "Run the real pipeline on INPUT once per configuration (every combination of "
             "--model, --device, --threads and --batch-sizes), each in a fresh process after "
             "one warm-up batch, and record fps, per-frame latency p50/p95, model load time, "
@@ -488,7 +489,7 @@ def add_commands(sub: Any, formatter_class: type) -> None:
     report = sub.add_parser(
         "report",
         help="compare saved bench runs by cost, recommend a configuration",
-        description=(
+        description=textwrap.fill(
             "Merge the runs of 'vidstream bench --save' files (and 'vidstream detect "
             "--summary' files) from any number of machines into one table sorted by cost per "
             "100k inferences, the cheapest and the fastest marked. With --target-fps or "
