@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .errors import ConfigError, OutputError, VidstreamError
+from .errors import Cancelled, ConfigError, OutputError, VidstreamError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -337,8 +337,7 @@ def execute(cfg: Any, display: str = "auto", console: Console | None = None,
         if written:
             console.print(f"wrote {', '.join(written)}")
     source = pipeline.source
-    if error is not None and not (summary.interrupted and error.__class__.__name__ ==
-                                  "Cancelled"):
+    if error is not None and not (summary.interrupted and isinstance(error, Cancelled)):
         _print_error(error)
         if summary.frames and cfg.video and Path(cfg.video).exists():
             console.print(f"[yellow]vidstream: {summary.frames} frames processed before the "

@@ -194,7 +194,7 @@ class Detector(Stage):
             self.open()
         out: list[Frame] = []
         step = self._max_batch or len(frames)
-        for run in _same_size_runs(frames, self.input_size):
+        for run in _same_size_runs(frames):
             for start in range(0, len(run), step):
                 out.extend(self._detect(run[start : start + step]))
         return out
@@ -275,10 +275,9 @@ class Detector(Stage):
         return info
 
 
-def _same_size_runs(frames: list[Frame], input_size: Any) -> list[list[Frame]]:
-    """Consecutive frames of one size (always one run when the model input size is fixed)."""
-    if input_size:
-        return [frames]
+def _same_size_runs(frames: list[Frame]) -> list[list[Frame]]:
+    """Consecutive frames of one size: one batch holds images of one shape (a letterboxed
+    frame's fitted size depends on its own size, so this holds for fixed-size models too)."""
     runs: list[list[Frame]] = []
     for f in frames:
         if runs and (runs[-1][0].width, runs[-1][0].height) == (f.width, f.height):

@@ -277,9 +277,9 @@ class VideoWriter(Stage):
         return picture
 
     def _mux_video(self, packet: Any) -> None:
-        if self._audio is not None and packet.pts is not None and packet.time_base:
-            self._audio.copy_until(float(packet.dts * packet.time_base)
-                                   if packet.dts is not None else None)
+        # None would copy all the rest of the audio: only a known time paces it
+        if self._audio is not None and packet.dts is not None and packet.time_base:
+            self._audio.copy_until(float(packet.dts * packet.time_base))
         self._container.mux(packet)
 
     def close(self) -> None:
