@@ -47,6 +47,7 @@ DEFAULT_CAPACITY = 8
 # After stop() or an error, how long to wait for a source stuck in a read (a stalled network
 # stream blocks until its read timeout) before returning without it. Its thread is a daemon
 # and still closes the source itself when the read returns.
+ABORT_GRACE_S = 0.2
 SOURCE_GRACE_S = 1.0
 
 
@@ -433,13 +434,17 @@ class Pipeline:
         if not self._stop.is_set():
             self._threads[0].join()
             return
-        # Past the grace period (at once after abort()) a source stuck in a read is left to
-        # end by its read timeout.
+        # Past the grace period (a short one after abort()) a source stuck in a read is left
+        # to end by its read timeout. An aborted source that is not stuck ends within
+        # milliseconds: it still gets joined, so no thread outlives the pipeline.
         if self._grace_until is None:
             self._grace_until = time.monotonic() + SOURCE_GRACE_S
+        deadline = self._grace_until
+        if self._aborted:
+            deadline = min(deadline, time.monotonic() + ABORT_GRACE_S)
         source = self._threads[0]
-        while source.is_alive() and not self._aborted:
-            left = self._grace_until - time.monotonic()
+        while source.is_alive():
+            left = deadline - time.monotonic()
             if left <= 0:
                 break
             source.join(min(left, 0.1))
