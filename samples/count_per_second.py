@@ -18,10 +18,10 @@ import csv
 import sys
 from pathlib import Path
 
-from vidstream import Detector, Pipeline, Stage, VideoSource, VidstreamError
+from vidstream import Detector, Pipeline, Sink, VideoSource, VidstreamError
 
 
-class PerSecondCounts(Stage):
+class PerSecondCounts(Sink):
     name = "per-second"
 
     def __init__(self, path: str) -> None:

@@ -15,7 +15,7 @@ from vidstream import (
     DetectionsWriter,
     Detector,
     Pipeline,
-    Stage,
+    Sink,
     StageError,
     VideoSource,
     VideoWriter,
@@ -47,7 +47,7 @@ class Closes:
         self.inner.close()
 
 
-class FailingSink(Stage):
+class FailingSink(Sink):
     name = "alarm"
 
     def __init__(self, fail_at: int):
@@ -136,7 +136,7 @@ def test_source_failure(at, clip, tmp_path, no_thread_leak):
 def test_slow_stage_failure_does_not_wait_for_the_queue(clip, tmp_path, no_thread_leak):
     """The detector raises while the writer is slow and the queues are full: still prompt."""
 
-    class SlowSink(Stage):
+    class SlowSink(Sink):
         name = "slow"
 
         def process(self, frame):

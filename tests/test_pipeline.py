@@ -8,7 +8,16 @@ import time
 import numpy as np
 import pytest
 
-from vidstream import ArraySource, Cancelled, Frame, FunctionStage, Pipeline, Stage, StageError
+from vidstream import (
+    ArraySource,
+    Cancelled,
+    Frame,
+    FunctionStage,
+    Pipeline,
+    Sink,
+    Stage,
+    StageError,
+)
 from vidstream.frames import StreamInfo
 
 
@@ -16,7 +25,7 @@ def images(n: int, size: int = 8):
     return [np.full((size, size, 3), i % 256, np.uint8) for i in range(n)]
 
 
-class Collect(Stage):
+class Collect(Sink):
     name = "sink"
 
     def __init__(self):

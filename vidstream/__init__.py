@@ -33,6 +33,7 @@ from .errors import (
     ModelPullError,
     NoVideoStreamError,
     OutputError,
+    ShutdownTimeout,
     SourceError,
     StageError,
     StallError,
@@ -40,11 +41,12 @@ from .errors import (
     VidstreamError,
 )
 from .frames import Frame, StreamInfo
-from .pipeline import FunctionStage, Pipeline, Stage
+from .pipeline import Pipeline
 from .predictor import EIPredictor
 from .report import Recommendation, Run, load_runs, recommend
 from .sinks import ClassCounter, DetectionsWriter, VideoWriter
 from .sources import ArraySource, VideoSource
+from .stage import FunctionSink, FunctionStage, Sink, Source, Stage
 from .stats import StageStats
 from .summary import Summary
 
@@ -68,6 +70,7 @@ __all__ = [
     "EmptyInputError",
     "Frame",
     "FrameTooLargeError",
+    "FunctionSink",
     "FunctionStage",
     "InputError",
     "InputNotFoundError",
@@ -81,6 +84,9 @@ __all__ = [
     "Recommendation",
     "Run",
     "RunConfig",
+    "ShutdownTimeout",
+    "Sink",
+    "Source",
     "SourceError",
     "Stage",
     "StageError",

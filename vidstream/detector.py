@@ -33,7 +33,7 @@ from .detections import Detections
 from .errors import ConfigError, ModelError
 from .frames import Frame, StreamInfo
 from .labels import COCO_LABELS
-from .pipeline import Stage
+from .stage import Stage
 
 Predictor = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 

@@ -19,9 +19,16 @@ builtin it naturally is, so callers may catch either::
     ├── OutputError (OSError)                    an output cannot be written
     ├── ConfigError (ValueError)                 a pipeline file or option is invalid
     ├── StageError (RuntimeError)                a stage raised; wraps the original as __cause__
+    ├── ShutdownTimeout (TimeoutError)           a stage stuck in a call did not stop in time
     └── Cancelled                                the run was stopped (Ctrl-C / stop())
 
 Errors carry context (``stage``, ``frame``, ``source``) so the CLI can print one useful line.
+An error a setting can fix names that setting as the API spells it (``param="max_pixels"``);
+the message then ends with ``(see max_pixels)``, and the command line shows its own flag
+instead (``(see --max-pixels)``): the library never names a flag.
+
+>>> str(FrameTooLargeError("x.mp4: frame size 9000x9000 is too large", param="max_pixels"))
+'x.mp4: frame size 9000x9000 is too large (see max_pixels)'
 """
 
 from __future__ import annotations
@@ -37,15 +44,17 @@ class VidstreamError(Exception):
         stage: str | None = None,
         frame: int | None = None,
         source: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.stage = stage
         self.frame = frame
         self.source = source
+        self.param = param  # the API parameter that would change the outcome
 
     def __str__(self) -> str:
-        return self.message
+        return self.message + (f" (see {self.param})" if self.param else "")
 
 
 class InputError(VidstreamError, ValueError):
@@ -92,7 +101,7 @@ class TensorNameError(ModelError, KeyError):
     """An input or output name the model does not have."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
-        return self.message
+        return VidstreamError.__str__(self)
 
 
 class ModelPullError(ModelError, RuntimeError):
@@ -109,6 +118,13 @@ class ConfigError(VidstreamError, ValueError):
 
 class StageError(VidstreamError, RuntimeError):
     """A stage raised an exception; the original is the ``__cause__``."""
+
+
+class ShutdownTimeout(VidstreamError, TimeoutError):
+    """A stage did not stop within the shutdown deadline (stuck in a model or network call).
+
+    Its thread is left running as a daemon; ``stage`` names it.
+    """
 
 
 class Cancelled(VidstreamError):

@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One video frame: its position (``index``, ``pts`` x ``time_base``) and its picture.
+    """One video frame: its stream, its position (``index``, ``pts`` x ``time_base``) and its
+    picture.
 
     ``image`` is the picture as uint8 RGB of shape ``(1, H, W, 3)``, the layout TensorFlow
-    detectors take. ``detections`` is set by the detector stage.
+    detectors take. ``detections`` is set by the detector stage. ``stream`` is the position of
+    the frame's source in the pipeline (0 for a single-stream pipeline): frames of many
+    streams share the stages between the merge and the split, and find their own sinks by it.
     """
 
     index: int
@@ -42,6 +45,7 @@ class Frame:
     time_base: Fraction | None
     picture: Any = field(repr=False)  # av.VideoFrame, or an RGB ndarray (1, H, W, 3)
     detections: Detections | None = None
+    stream: int = 0
     created: float = field(default_factory=time.perf_counter, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -52,6 +56,7 @@ class Frame:
         index: int = 0,
         pts: int | None = None,
         time_base: Fraction | None = None,
+        stream: int = 0,
     ) -> Frame:
         """A frame from an RGB uint8 array, ``(H, W, 3)`` or ``(1, H, W, 3)``."""
         image = np.asarray(image)
@@ -61,12 +66,17 @@ class Frame:
             raise ValueError(f"Frame.from_array: expected (1, H, W, 3) RGB, got {image.shape}")
         if image.dtype != np.uint8:
             raise ValueError(f"Frame.from_array: expected uint8, got {image.dtype}")
-        return cls(index, pts, time_base, image)
+        return cls(index, pts, time_base, image, stream=stream)
 
     @classmethod
-    def from_av(cls, picture: av.VideoFrame, index: int) -> Frame:
+    def from_av(cls, picture: av.VideoFrame, index: int, stream: int = 0) -> Frame:
         tb = picture.time_base
-        return cls(index, picture.pts, Fraction(tb) if tb is not None else None, picture)
+        return cls(index, picture.pts, Fraction(tb) if tb is not None else None, picture,
+                   stream=stream)
+
+    def in_stream(self, stream: int) -> Frame:
+        """The same frame tagged with ``stream`` (the engine tags each source's frames)."""
+        return self if stream == self.stream else dataclasses.replace(self, stream=stream)
 
     @property
     def width(self) -> int:
@@ -133,7 +143,7 @@ class Frame:
         (7, 7, 255, 0)
         """
         new = Frame.from_array(np.ascontiguousarray(image), self.index, self.pts,
-                               self.time_base)
+                               self.time_base, self.stream)
         return dataclasses.replace(new, detections=self.detections, created=self.created)
 
 

@@ -35,11 +35,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from .channel import Channel, ChannelAborted, ChannelClosed, EndOfStream
 from .errors import Cancelled, StageError, VidstreamError
 from .frames import Frame, StreamInfo
+from .stage import Sink, Source, Stage, as_sink, as_source, as_stage
 from .stats import LatencyHistogram, StageCounters, StageStats
 from .summary import Summary
 
@@ -51,100 +52,21 @@ ABORT_GRACE_S = 0.2
 SOURCE_GRACE_S = 1.0
 
 
-@runtime_checkable
-class Source(Protocol):
-    """Produces frames: ``open()`` describes the stream, ``frames()`` yields it."""
-
-    name: str
-
-    def open(self) -> StreamInfo: ...
-
-    def frames(self) -> Iterator[Frame]: ...
-
-    def close(self) -> None: ...
-
-
-class Stage:
-    """A processing step: ``open(info)``, ``process(item)`` per item, ``close()``.
-
-    ``process`` returns the item to pass on (or ``None`` to drop it). A stage that prefers
-    batches sets ``batch_size`` and overrides ``process_batch``. Used alone, outside a
-    pipeline, a stage is a context manager: ``with`` calls ``open(None)`` and, whatever
-    happens, ``close()``:
-
-    >>> class Brightness(Stage):
-    ...     name = "brightness"
-    ...     def process(self, frame):
-    ...         self.last = float(frame.image.mean())
-    ...         return frame
-    >>> import numpy as np
-    >>> from vidstream import Frame
-    >>> with Brightness() as stage:
-    ...     _ = stage.process(Frame.from_array(np.full((4, 4, 3), 200, np.uint8)))
-    >>> stage.last
-    200.0
-    """
-
-    name = "stage"
-    batch_size = 1
-    linger: float | None = None  # see Channel.get_batch; None = wait for a full batch
-
-    def open(self, info: StreamInfo | None = None) -> None:
-        """Acquire resources; called once before the first item (``info`` is None when the
-        stage is used alone)."""
-
-    def process(self, item: Any) -> Any:
-        raise NotImplementedError
-
-    def process_batch(self, items: list) -> list:
-        return [self.process(item) for item in items]
-
-    # A stage may also define ``prepare(item)``: work on an item that can be done in the
-    # thread *before* it (e.g. the detector's scaling of a frame to the model's input size,
-    # done by the decoder thread, which mostly waits on a full queue anyway).
-
-    def close(self) -> None:
-        """Release resources; runs once open() succeeded, also after an error."""
-
-    def __enter__(self) -> Any:
-        self.open(None)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class FunctionStage(Stage):
-    """A stage from a plain function ``f(frame) -> frame | None``.
-
-    >>> stage = FunctionStage(lambda f: f, name="noop")
-    >>> stage.name
-    'noop'
-    """
-
-    def __init__(self, fn: Callable[[Any], Any], name: str | None = None) -> None:
-        self.fn = fn
-        self.name = name or getattr(fn, "__name__", "stage")
-
-    def process(self, item: Any) -> Any:
-        return self.fn(item)
-
-
 class SinkGroup(Stage):
-    """Runs several sinks in one thread, in order; passes each item on unchanged."""
+    """Runs one stream's sinks in one thread, in order; passes each item on unchanged."""
 
     name = "sink"
 
-    def __init__(self, sinks: list[Stage]) -> None:
+    def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
-        self._opened: list[Stage] = []
+        self._opened: list[Sink] = []
 
-    def open(self, info: StreamInfo) -> None:
+    def open(self, info: StreamInfo | None = None) -> None:
         for sink in self.sinks:
             sink.open(info)
             self._opened.append(sink)
 
-    def process(self, item: Any) -> Any:
+    def process(self, item: Frame) -> Frame:
         for sink in self.sinks:
             sink.process(item)
         return item
@@ -159,16 +81,6 @@ class SinkGroup(Stage):
         self._opened.clear()
         if first is not None:
             raise first
-
-
-def as_stage(stage: Stage | Callable[[Any], Any]) -> Stage:
-    if isinstance(stage, Stage):
-        return stage
-    if hasattr(stage, "process"):
-        return stage  # duck-typed stage
-    if callable(stage):
-        return FunctionStage(stage)
-    raise TypeError(f"not a stage or a callable: {stage!r}")
 
 
 class Pipeline:
@@ -190,9 +102,9 @@ class Pipeline:
         capacity: int = DEFAULT_CAPACITY,
         leaky: bool | None = None,
     ) -> None:
-        self.source = source
+        self.source = as_source(source)
         self.stages: list[Stage] = [as_stage(s) for s in stages]
-        sink_stages = [as_stage(s) for s in sinks]
+        sink_stages = [as_sink(s) for s in sinks]
         if sink_stages:
             self.stages.append(SinkGroup(sink_stages))
         self.capacity = capacity

@@ -37,7 +37,7 @@ from .annotate import Annotator
 from .detections import Detections
 from .errors import OutputError
 from .frames import Frame, StreamInfo
-from .pipeline import Stage
+from .stage import Sink
 
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 FRAGMENT_S = 1.0  # a fragmented output is cut at least this often: what a hard kill can cost
@@ -118,7 +118,7 @@ class AudioCopier:
         self._input.close()
 
 
-class VideoWriter(Stage):
+class VideoWriter(Sink):
     """Encodes frames (annotated by default) to a video file with PyAV.
 
     Boxes are drawn straight onto the decoded picture's planes, so stages after the writer see
@@ -315,7 +315,7 @@ def _planes(picture: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return views[0], views[1], views[2]
 
 
-class DetectionsWriter(Stage):
+class DetectionsWriter(Sink):
     """One JSON object per frame: ``{"index", "time", "detections": [...]}`` (boxes in pixels)."""
 
     name = "detections"
@@ -355,7 +355,7 @@ class DetectionsWriter(Stage):
             self._fh = None
 
 
-class ClassCounter(Stage):
+class ClassCounter(Sink):
     """Per-class totals over the run, written as JSON on close.
 
     ``{"frames": 250, "classes": {"car": {"detections": 812, "frames": 247, "max_in_frame": 5}}}``

@@ -41,6 +41,7 @@ from .errors import (
     VidstreamError,
 )
 from .frames import Frame, StreamInfo
+from .stage import Source
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K; a hostile header cannot make us allocate more
@@ -82,7 +83,7 @@ def _describe(e: BaseException) -> str:
     return text or type(e).__name__
 
 
-class VideoSource:
+class VideoSource(Source):
     """Decodes a video file, URL or camera into :class:`~vidstream.frames.Frame` objects.
 
     Files are read to the end and nothing is dropped. Live sources (network URLs, ``/dev/video*``)
@@ -580,7 +581,7 @@ def _mp4_truncated(fh: Any, size: int) -> str | None:
     return None
 
 
-class ArraySource:
+class ArraySource(Source):
     """Frames from numpy arrays (``(H, W, 3)`` or ``(1, H, W, 3)`` RGB uint8).
 
     >>> import numpy as np
