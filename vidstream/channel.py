@@ -12,6 +12,9 @@ when one stage dies)::
 
 A *leaky* channel never blocks its producer: when full it drops the oldest item and counts it.
 Live sources use it so the pipeline shows the newest frames instead of falling behind.
+
+Channels may share one condition (``cond=``): a consumer of many channels (the engine's merge of
+many streams) then waits on all of them at once.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
+
+from .settings import DEFAULTS
 
 
 class EndOfStream(Exception):
@@ -35,16 +41,18 @@ class ChannelClosed(RuntimeError):
 
 
 class Channel:
-    def __init__(self, capacity: int = 8, *, leaky: bool = False, name: str = "") -> None:
+    def __init__(self, capacity: int = DEFAULTS.queue_size, *, leaky: bool = False,
+                 name: str = "", cond: threading.Condition | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"channel capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self.leaky = leaky
         self.name = name
         self.dropped = 0
-        self.on_drop: Any = None  # called with each item a leaky channel drops
-        self._items: deque = deque()
-        self._cond = threading.Condition()
+        self.on_drop: Callable[[Any], None] | None = None  # called with each dropped item
+        self._items: deque[Any] = deque()
+        # An RLock-based condition: a consumer holding it may call these methods too.
+        self._cond = cond if cond is not None else threading.Condition(threading.RLock())
         self._closed = False
         self._aborted = False
 
@@ -78,7 +86,11 @@ class Channel:
     def get(self) -> Any:
         return self.get_batch(1)[0]
 
-    def get_batch(self, n: int, linger: float | None = None) -> list:
+    def take_nowait(self) -> Any:
+        """The oldest item, or raise IndexError when empty (the caller holds the condition)."""
+        return self._items.popleft()
+
+    def get_batch(self, n: int, linger: float | None = None) -> list[Any]:
         """Up to ``n`` items, at least one.
 
         Waits for the first item, then for up to ``linger`` seconds for the rest (``None``:

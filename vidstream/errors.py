@@ -19,8 +19,8 @@ builtin it naturally is, so callers may catch either::
     ├── OutputError (OSError)                    an output cannot be written
     ├── ConfigError (ValueError)                 a pipeline file or option is invalid
     ├── StageError (RuntimeError)                a stage raised; wraps the original as __cause__
-    ├── ShutdownTimeout (TimeoutError)           a stage stuck in a call did not stop in time
     └── Cancelled                                the run was stopped (Ctrl-C / stop())
+        └── ShutdownTimeout (TimeoutError)       ... and a stage stuck in a call did not stop
 
 Errors carry context (``stage``, ``frame``, ``source``) so the CLI can print one useful line.
 An error a setting can fix names that setting as the API spells it (``param="max_pixels"``);
@@ -120,12 +120,12 @@ class StageError(VidstreamError, RuntimeError):
     """A stage raised an exception; the original is the ``__cause__``."""
 
 
-class ShutdownTimeout(VidstreamError, TimeoutError):
+class Cancelled(VidstreamError):
+    """The run was stopped before the input ended."""
+
+
+class ShutdownTimeout(Cancelled, TimeoutError):
     """A stage did not stop within the shutdown deadline (stuck in a model or network call).
 
     Its thread is left running as a daemon; ``stage`` names it.
     """
-
-
-class Cancelled(VidstreamError):
-    """The run was stopped before the input ended."""

@@ -291,8 +291,8 @@ def _role(obj: object) -> str:
     return "sink" if isinstance(obj, Sink) else "stage" if isinstance(obj, Stage) else "source"
 
 
-def _what(obj: object) -> str:
-    return f"{type(obj).__name__} {getattr(obj, 'name', '')!r}".rstrip(" '")
+def _what(obj: Source | Stage | Sink) -> str:
+    return f"{type(obj).__name__} {obj.name!r}"
 
 
 def unique_ids(names: Iterable[str], taken: Iterable[str] = ()) -> list[str]:

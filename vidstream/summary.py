@@ -17,6 +17,42 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class StreamReport:
+    """One stream of a run: where it ended up and what it delivered.
+
+    ``state`` is ``connecting``, ``running``, ``ended`` or ``failed`` (then ``error`` says
+    why); ``frames_in == frames + dropped + decode_errors`` once the stream has ended.
+    """
+
+    index: int
+    uri: str  # credentials masked
+    state: str
+    error: str | None
+    frames: int
+    frames_in: int
+    dropped: int
+    decode_errors: int
+    ended_early: str | None = None
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "uri": self.uri,
+            "state": self.state,
+            "error": self.error,
+            "frames": self.frames,
+            "frames_in": self.frames_in,
+            "dropped": self.dropped,
+            "decode_errors": self.decode_errors,
+            "ended_early": self.ended_early,
+            "latency_ms": self.latency.to_dict(),
+            **self.details,
+        }
+
+
+@dataclass(frozen=True)
 class Summary:
     """Frames, time, per-stage shares, latency and cost of one pipeline run.
 
@@ -42,6 +78,7 @@ class Summary:
     info: StreamInfo | None = None
     details: dict[str, Any] = field(default_factory=dict)
     price: Price | None = None
+    streams: list[StreamReport] = field(default_factory=list)
 
     def with_price(self, price: Price | None) -> Summary:
         return dataclasses.replace(self, price=price)
@@ -88,5 +125,6 @@ class Summary:
                 "live": info.live,
             },
             **self.details,
+            "streams": [s.to_dict() for s in self.streams],
             "cost": self.cost.to_dict() if self.cost else None,
         }
