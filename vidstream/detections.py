@@ -105,7 +105,8 @@ class Detections:
         for box, score, cid, label in zip(
             self.boxes, self.scores, self.class_ids, self.labels, strict=True
         ):
-            yield Detection(label, int(cid), float(score), tuple(float(v) for v in box))
+            x1, y1, x2, y2 = (float(v) for v in box)
+            yield Detection(label, int(cid), float(score), (x1, y1, x2, y2))
 
     def to_json(self) -> list[dict]:
         """JSON-ready list: ``[{"label", "class_id", "score", "box": [x1, y1, x2, y2]}]``."""

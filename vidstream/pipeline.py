@@ -156,7 +156,8 @@ class Pipeline:
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        listed = list(sources) if isinstance(sources, list | tuple) else [sources]
+        listed: list[Source | SourceLike] = (
+            list(sources) if isinstance(sources, list | tuple) else [sources])  # type: ignore[list-item]
         if not listed:
             raise ValueError("a Pipeline needs at least one source")
         self.sources: list[Source] = [as_source(s) for s in listed]
@@ -873,12 +874,11 @@ class Pipeline:
 
 def _sinks_per_stream(sinks: SinksArg, streams: int) -> list[list[Sink]]:
     if callable(sinks) and not isinstance(sinks, Iterable):
-        factory = sinks
         out = []
         for i in range(streams):
-            made = factory(i)
-            listed = list(made) if isinstance(made, Iterable) else [made]
-            out.append([as_sink(x) for x in listed])
+            made = sinks(i)
+            group = list(made) if isinstance(made, Iterable) else [made]
+            out.append([as_sink(x) for x in group])
         return out
     listed = [as_sink(x) for x in sinks]
     if listed and streams > 1:

@@ -155,7 +155,7 @@ class FunctionStage(Stage):
 
     def __init__(self, fn: Callable[[Frame], Frame | None], name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "stage")
+        self.name = name or str(getattr(fn, "__name__", "stage"))
 
     def process(self, item: Frame) -> Frame | None:
         return self.fn(item)
@@ -166,7 +166,7 @@ class FunctionSink(Sink):
 
     def __init__(self, fn: Callable[[Frame], Any], name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "sink")
+        self.name = name or str(getattr(fn, "__name__", "sink"))
 
     def process(self, item: Frame) -> None:
         self.fn(item)
