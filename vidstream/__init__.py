@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 from .annotate import Annotator
 from .bench import BenchConfig, BenchOptions, BenchResult, run_bench
+from .bench.report import Recommendation, Run, load_runs, recommend
 from .channel import Channel
 from .config import RunConfig, build_pipeline, load_pipeline_file
 from .cost import CostEstimate, Price, load_catalog, usd_per_100k_inferences
@@ -43,7 +44,6 @@ from .errors import (
 from .frames import Frame, StreamInfo
 from .pipeline import Pipeline
 from .predictor import EIPredictor
-from .report import Recommendation, Run, load_runs, recommend
 from .sinks import ClassCounter, DetectionsWriter, VideoWriter
 from .sources import ArraySource, VideoSource
 from .stage import FunctionSink, FunctionStage, Sink, Source, Stage

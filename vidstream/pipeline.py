@@ -276,6 +276,9 @@ class Pipeline:
             details=self._details(),
         )
 
+    def details(self) -> dict:  # temporary (wt-cli): the engine's public details() replaces it
+        return self._details()
+
     def _details(self) -> dict:
         details: dict = {}
         for obj in [self.source, *self.stages]:
