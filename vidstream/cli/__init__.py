@@ -107,7 +107,3 @@ def run() -> None:
         except (OSError, ValueError):
             pass
     os._exit(code)
-
-
-if __name__ == "__main__":
-    run()

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 
 from ..errors import VidstreamError
 
-# Some API parameters are spelled differently from the RunConfig field the flags follow.
-_ALIASES = {"capacity": "queue_size"}
+# Some API parameters are spelled differently from the RunConfig field the flags follow
+# (build_pipeline passes stall_timeout as VideoSource's open_timeout too).
+_ALIASES = {"capacity": "queue_size", "open_timeout": "stall_timeout"}
 
 # Hints worded as an action rather than "see FLAG".
 _ACTIONS = {"overwrite": "(use -y to overwrite)"}
