@@ -163,6 +163,7 @@ def w_sequential(args: argparse.Namespace) -> dict:
     from vidstream.annotate import Annotator
     from vidstream.detections import Detections
     from vidstream.predictor import import_tensorflow
+    from vidstream.settings import DEFAULTS
 
     tf = import_tensorflow()
     fn = tf.saved_model.load(str(models.resolve(args.model))).signatures["serving_default"]
@@ -180,7 +181,7 @@ def w_sequential(args: argparse.Namespace) -> dict:
             dets = Detections.from_od_api(
                 r["detection_boxes"].numpy()[0], r["detection_scores"].numpy()[0],
                 r["detection_classes"].numpy()[0], frame.width, frame.height,
-                num=float(r["num_detections"].numpy()[0]), threshold=0.4)
+                num=float(r["num_detections"].numpy()[0]), threshold=DEFAULTS.threshold)
             bgr = np.ascontiguousarray(image[:, :, ::-1])
             annotator.annotate(bgr, dets)
             picture = av.VideoFrame.from_ndarray(bgr, format="bgr24")
@@ -312,13 +313,15 @@ def run_worker(args: argparse.Namespace, name: str, batch: int = 1) -> dict:
 
 
 def main() -> int:
+    from vidstream.settings import DEFAULTS
+
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", help="clip to use (default: a 1080p traffic clip made here)")
     p.add_argument("--frames", type=int, default=150)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--preset", default="veryfast")
-    p.add_argument("--model", default="centernet")
+    p.add_argument("--preset", default=DEFAULTS.preset)
+    p.add_argument("--model", default=DEFAULTS.model)
     p.add_argument("--batch-sizes", default="1,2,4,8")
     p.add_argument("--only", help="comma-separated contenders to run")
     p.add_argument("--json", help="write all runs and medians here")

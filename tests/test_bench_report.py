@@ -19,9 +19,9 @@ from media import red_square_clip
 from seed import SEED_ROWS as SEED
 
 from vidstream import ConfigError, Run, load_runs, recommend
+from vidstream.bench.report import cheapest, fastest, plot, rank, render
 from vidstream.cli import main
 from vidstream.cost import lookup
-from vidstream.report import cheapest, fastest, plot, rank, render
 from vidstream.stats import LatencyHistogram
 from vidstream.summary import Summary
 
@@ -135,7 +135,7 @@ def test_unpriced_runs_are_ranked_last_and_never_picked():
 
 
 def test_bad_targets_are_refused():
-    with pytest.raises(ConfigError, match="--target-fps must be a number > 0"):
+    with pytest.raises(ConfigError, match="target_fps must be a number > 0"):
         recommend([run("a", 1, 1)], target_fps=0)
 
 

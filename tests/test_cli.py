@@ -138,3 +138,162 @@ def test_waiting_for_a_paced_source_is_starving_not_work(clip, tmp_path, tiny_mo
     decode = s["stages"]["decode"]
     assert decode["starved_s"] > 0.3  # 20 frames at 29.97 fps: about 0.6 s of waiting
     assert decode["busy_share"] < 0.5
+
+
+# -- one source of defaults --------------------------------------------------------------------
+def help_defaults(monkeypatch, capsys, *command) -> dict[str, str]:
+    """``{dest: "default as --help shows it"}`` for every option of a setting in DEFAULTS."""
+    import re
+
+    from vidstream.settings import DEFAULTS
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no help text wraps
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    # an option starts a line; a long one puts its help on the next, indented further
+    text = re.sub(r"\n {6,}", " ", capsys.readouterr().out)
+    found = {}
+    for line in text.splitlines():
+        m = re.match(r"\s+(?:-\w(?: \S+)?, )?--([\w-]+).*\(default: ([^)]*)\)$", line)
+        if m and hasattr(DEFAULTS, m.group(1).replace("-", "_")):
+            found[m.group(1).replace("-", "_")] = m.group(2)
+    return found
+
+
+def test_detect_help_shows_the_defaults_of_the_settings_and_the_api(monkeypatch, capsys):
+    import inspect
+
+    from vidstream import Detector, Pipeline, RunConfig, VideoSource, VideoWriter
+    from vidstream.settings import DEFAULTS
+
+    shown = help_defaults(monkeypatch, capsys, "detect")
+    assert set(shown) >= {"model", "threshold", "batch_size", "device", "backend", "codec",
+                          "preset", "max_pixels", "max_decode_errors", "queue_size",
+                          "reconnect", "reconnect_delay", "stall_timeout", "progress_interval"}
+    config = RunConfig()
+    for dest, text in shown.items():
+        assert text == str(getattr(DEFAULTS, dest)), dest
+        if dest != "progress_interval":  # a display setting, not part of a run
+            assert text == str(getattr(config, dest)), dest
+
+    def api(cls, name):
+        return inspect.signature(cls).parameters[name].default
+
+    # the API's own defaults, where the command line has the same setting
+    same = {"threshold": api(Detector, "threshold"), "batch_size": api(Detector, "batch_size"),
+            "backend": api(Detector, "backend"), "codec": api(VideoWriter, "codec"),
+            "preset": api(VideoWriter, "preset"), "max_pixels": api(VideoSource, "max_pixels"),
+            "max_decode_errors": api(VideoSource, "max_decode_errors"),
+            "reconnect": api(VideoSource, "reconnect"),
+            "reconnect_delay": api(VideoSource, "reconnect_delay"),
+            "stall_timeout": api(VideoSource, "stall_timeout"),
+            "queue_size": api(Pipeline, "capacity")}
+    for dest, default in same.items():
+        assert shown[dest] == str(default), dest
+
+
+def test_bench_help_shows_the_settings_defaults(monkeypatch, capsys):
+    from vidstream.settings import DEFAULTS
+
+    shown = help_defaults(monkeypatch, capsys, "bench")
+    assert set(shown) >= {"preset", "threshold", "backend", "queue_size"}
+    for dest in ("preset", "threshold", "backend", "queue_size"):
+        assert shown[dest] == str(getattr(DEFAULTS, dest)), dest
+
+
+def test_every_run_setting_has_a_detect_flag_of_the_same_name():
+    # cmd_detect copies options into RunConfig by name: a field without a flag, or a flag
+    # renamed away from its field, would silently keep the default
+    import dataclasses
+
+    from vidstream import RunConfig
+    from vidstream.cli import build_parser
+
+    args = vars(build_parser().parse_args(["detect", "a.mp4"]))
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    # video comes from -o/--no-video; the rest are pipeline-file settings only
+    assert fields - set(args) == {"video", "leaky", "decoder_threads", "extra"}
+
+
+def test_a_changed_default_reaches_the_command(monkeypatch):
+    import dataclasses
+
+    from vidstream import config
+    from vidstream.cli import build_parser, detect
+
+    changed = dataclasses.replace(detect._DEFAULT, threshold=0.7, queue_size=3)
+    monkeypatch.setattr(detect, "_DEFAULT", changed)
+    cfg = detect.config_from_args(build_parser().parse_args(["detect", "a.mp4"]))
+    assert (cfg.threshold, cfg.queue_size) == (0.7, 3)
+    assert isinstance(cfg, config.RunConfig)
+
+
+# -- errors name flags, the library names parameters -------------------------------------------
+def test_library_errors_name_the_flag_of_the_command(tmp_path, capsys):
+    from vidstream.errors import FrameTooLargeError, OutputError
+
+    assert str(FrameTooLargeError("big", param="max_pixels")) == "big (see max_pixels)"
+    from vidstream.cli.errors import error_line
+
+    assert error_line(FrameTooLargeError("big", param="max_pixels")) == "big (see --max-pixels)"
+    assert error_line(OutputError("o: exists", param="overwrite")) == (
+        "o: exists (use -y to overwrite)")
+    assert error_line(ValueError("plain")) == "plain"
+    # detect names its flag; run names the pipeline file's key, or its own flag
+    assert main(["detect", "a.mp4", "-o", str(tmp_path / "o.mp4"), "--instance", "z9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("vidstream: error: unknown instance 'z9'; known: ")
+    assert err.endswith(" (see --instance)")
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[input]\nuri = "a.mp4"\n[output]\nvideo = "o.mp4"\n[cost]\n'
+                    'instance = "z9"\n')
+    assert main(["run", str(mine), "--output", str(tmp_path / "o.mp4")]) == 1
+    assert capsys.readouterr().err.strip().endswith(" (see cost.instance)")
+    mine.write_text('[output]\nvideo = "o.mp4"\n')
+    assert main(["run", str(mine)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"vidstream: error: {mine}: no input: expected input.uri in the file (see --input)")
+
+
+def test_every_param_the_library_names_has_a_flag():
+    import re
+    from pathlib import Path
+
+    import vidstream
+    from vidstream.cli import build_parser
+    from vidstream.cli.errors import _ACTIONS, _ALIASES
+
+    root = Path(vidstream.__file__).parent
+    params = set()
+    for path in root.rglob("*.py"):
+        params |= set(re.findall(r"""param=["'](\w+)["']""", path.read_text()))
+    assert {"overwrite", "instance", "price_per_hour", "catalog"} <= params
+    flags = set(_ACTIONS) | set(_ALIASES)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for command in sub.choices.values():
+        flags |= set(command.get_default("flags") or {})
+        for action in command._actions:
+            if action.dest == "models_command":
+                for leaf in action.choices.values():
+                    flags |= set(leaf.get_default("flags") or {})
+    assert params <= flags, params - flags
+
+
+def test_the_library_never_imports_the_command_line():
+    import ast
+    from pathlib import Path
+
+    import vidstream
+
+    root = Path(vidstream.__file__).parent
+    for path in root.rglob("*.py"):
+        if "cli" in path.relative_to(root).parts or path.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] + [a.name for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("argparse", "rich"), (path, name)
+                assert name not in ("cli", "vidstream.cli") and ".cli" not in name, (path, name)

@@ -10,7 +10,7 @@ import ptyrun
 import pytest
 from media import red_square_clip
 
-from vidstream.dashboard import (
+from vidstream.cli.dashboard import (
     RateWindow,
     bottleneck_hint,
     eta_seconds,

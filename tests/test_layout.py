@@ -14,6 +14,7 @@ PACKAGE = Path(vidstream.__file__).parent
 
 # Every public name, pinned: adding or removing one is a decision, made here on purpose.
 PUBLIC = [
+    "DEFAULTS",
     "Annotator",
     "ArraySource",
     "BenchConfig",
@@ -25,7 +26,6 @@ PUBLIC = [
     "ConfigError",
     "CorruptInputError",
     "CostEstimate",
-    "DEFAULTS",
     "Detection",
     "Detections",
     "DetectionsWriter",

@@ -50,6 +50,22 @@ def test_each_pipeline_file_loads_and_names_outputs_after_the_input(path):
     assert cfg.extra.get("name") == path.stem and cfg.extra.get("description")
 
 
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.toml")), ids=lambda p: p.name)
+def test_pipeline_files_leave_defaults_to_the_settings(path):
+    # a key set to today's default would keep that value when the default changes
+    import tomllib
+
+    from vidstream import RunConfig
+    from vidstream.config import FILE_KEYS
+
+    data = tomllib.loads(path.read_text())
+    default = RunConfig()
+    for field, key in FILE_KEYS.items():
+        section, name = key.split(".")
+        if name in data.get(section, {}):
+            assert data[section][name] != getattr(default, field), key
+
+
 def test_what_each_pipeline_is_for():
     detect = load_pipeline_file(PIPELINES / "detect-file.toml", {"input": "a.mp4"})
     assert (detect.video, detect.detections, detect.summary) == (
@@ -89,7 +105,7 @@ GOOD = '[input]\nuri = "a.mp4"\n[output]\ndetections = "a.jsonl"\n'
     (GOOD + '[pipeline]\nnam = "x"\n', "unknown key pipeline.nam; expected one of: name"),
     (GOOD.replace('"a.jsonl"', '"{name}.jsonl"'),
      "output.detections = '{name}.jsonl': unknown placeholder {name}; expected a file path"),
-    ('[output]\nvideo = "o.mp4"\n', "no input: expected input.uri in the file or --input"),
+    ('[output]\nvideo = "o.mp4"\n', "no input: expected input.uri in the file (see --input)"),
     ('[input]\nuri = "a.mp4"\n', "nothing to write: expected at least one of output.video, "
      "output.detections, output.summary, output.counts"),
     ('[input]\nuri = "a.mp4\n', "invalid TOML: "),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from .annotate import Annotator
-from .bench import BenchConfig, BenchOptions, BenchResult, run_bench
 from .channel import Channel
 from .config import RunConfig, build_pipeline, load_pipeline_file
 from .cost import CostEstimate, Price, load_catalog, usd_per_100k_inferences
@@ -42,15 +43,44 @@ from .errors import (
 )
 from .frames import Frame, StreamInfo
 from .pipeline import Pipeline
-from .predictor import EIPredictor
-from .report import Recommendation, Run, load_runs, recommend
+from .predictor import EIPredictor, Predictor
+from .settings import DEFAULTS, Settings
 from .sinks import ClassCounter, DetectionsWriter, VideoWriter
 from .sources import ArraySource, VideoSource
 from .stage import FunctionSink, FunctionStage, Sink, Source, Stage
 from .stats import StageStats
-from .summary import Summary
+from .summary import StreamReport, Summary
+
+if TYPE_CHECKING:
+    from .bench import BenchConfig, BenchOptions, BenchResult, run_bench
+    from .bench.report import Recommendation, Run, load_runs, recommend
+
+# The cost explorer's names load on first use: most users of the library never sweep.
+_LAZY = {
+    "BenchConfig": "vidstream.bench",
+    "BenchOptions": "vidstream.bench",
+    "BenchResult": "vidstream.bench",
+    "run_bench": "vidstream.bench",
+    "Recommendation": "vidstream.bench.report",
+    "Run": "vidstream.bench.report",
+    "load_runs": "vidstream.bench.report",
+    "recommend": "vidstream.bench.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidstream' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "DEFAULTS",
     "Annotator",
     "ArraySource",
     "BenchConfig",
@@ -80,10 +110,12 @@ __all__ = [
     "NoVideoStreamError",
     "OutputError",
     "Pipeline",
+    "Predictor",
     "Price",
     "Recommendation",
     "Run",
     "RunConfig",
+    "Settings",
     "ShutdownTimeout",
     "Sink",
     "Source",
@@ -93,6 +125,7 @@ __all__ = [
     "StageStats",
     "StallError",
     "StreamInfo",
+    "StreamReport",
     "Summary",
     "TensorNameError",
     "VideoSource",

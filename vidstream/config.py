@@ -1,5 +1,8 @@
-"""A run's settings as one value, from the command line or a pipeline file, and the pipeline
-they build.
+"""A run's settings as one value, from the API, a pipeline file or the command line, and the
+pipeline they build.
+
+Every default is :data:`vidstream.settings.DEFAULTS`'s: a key a file leaves out, like a flag
+left off, keeps it.
 
 Pipeline files are TOML, read with the standard library and validated here: they are data,
 never evaluated or imported. Every error names the file, the key and what was expected::
@@ -23,45 +26,51 @@ from __future__ import annotations
 import dataclasses
 import string
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .sources import DEFAULT_MAX_DECODE_ERRORS, DEFAULT_MAX_PIXELS
+from .settings import BACKENDS, DEFAULTS, DEVICES
 
 
 @dataclass
 class RunConfig:
-    """Everything ``vidstream detect`` / ``vidstream run`` needs to build and run a pipeline."""
+    """Everything a run needs to build its pipeline: inputs, outputs, model, limits and price.
+
+    >>> cfg = RunConfig("clip.mp4", video="out.mp4", batch_size=4)
+    >>> cfg.threshold == DEFAULTS.threshold, cfg.batch_size
+    (True, 4)
+    """
 
     input: str = ""
     video: str | None = None
     detections: str | None = None
     summary: str | None = None
     counts: str | None = None
-    model: str = "centernet"
-    threshold: float = 0.4
-    batch_size: int = 1
+    model: str = DEFAULTS.model
+    threshold: float = DEFAULTS.threshold
+    batch_size: int = DEFAULTS.batch_size
     classes: list[str] | None = None
-    device: str = "auto"
-    backend: str = "auto"
+    device: str = DEFAULTS.device
+    backend: str = DEFAULTS.backend
     tf_threads: int | None = None
-    codec: str = "libx264"
-    preset: str = "veryfast"
+    codec: str = DEFAULTS.codec
+    preset: str = DEFAULTS.preset
     crf: int | None = None
     fragmented: bool | None = None  # None: fragmented for live sources
     audio: bool = True
     annotate: bool = True
-    queue_size: int = 8
+    queue_size: int = DEFAULTS.queue_size
     leaky: bool | None = None  # None: leaky for live sources
     max_frames: int | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_decode_errors: int = DEFAULT_MAX_DECODE_ERRORS
-    decoder_threads: int = 0
-    reconnect: int = 0
-    reconnect_delay: float = 1.0
-    stall_timeout: float = 10.0
+    max_pixels: int = DEFAULTS.max_pixels
+    max_decode_errors: int = DEFAULTS.max_decode_errors
+    decoder_threads: int = DEFAULTS.decoder_threads
+    reconnect: int = DEFAULTS.reconnect
+    reconnect_delay: float = DEFAULTS.reconnect_delay
+    stall_timeout: float = DEFAULTS.stall_timeout
     realtime: bool = False
     instance: str | None = None
     price_per_hour: float | None = None
@@ -71,6 +80,10 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + f" or {choices[-1]}"
 
 
 # section -> key -> (RunConfig field, expected type(s), words for errors)
@@ -93,8 +106,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "threshold": ("threshold", (int, float), "a number between 0 and 1"),
         "batch_size": ("batch_size", (int,), "an integer >= 1"),
         "classes": ("classes", (list,), "a list of class names"),
-        "device": ("device", (str,), "auto, cpu or gpu"),
-        "backend": ("backend", (str,), "auto, tf or tflite"),
+        "device": ("device", (str,), _one_of(DEVICES)),
+        "backend": ("backend", (str,), _one_of(BACKENDS)),
         "threads": ("tf_threads", (int,), "an integer >= 1"),
     },
     "output": {
@@ -120,13 +133,11 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
 # [pipeline] holds descriptive metadata only
 _PIPELINE_KEYS = {"name": "a short name", "description": "a sentence saying what it does"}
 
-# The file key (``section.key``) of each RunConfig field, for error messages.
-_FILE_KEYS = {name: f"{section}.{key}" for section, keys in _SCHEMA.items()
-              for key, (name, _, _) in keys.items()}
-_FILE_KEYS["input"] = "input.uri"
+#: The file key (``section.key``) of each RunConfig field, for error messages.
+FILE_KEYS = {name: f"{section}.{key}" for section, keys in _SCHEMA.items()
+             for key, (name, _, _) in keys.items()}
 
 _OUTPUTS = ("video", "detections", "summary", "counts")
-_OPTION_NAMES = {"input": "INPUT", "video": "--output", "decoder_threads": "decoder threads"}
 PLACEHOLDERS = {"stem": "the input's name without directory and extension"}
 
 
@@ -193,7 +204,9 @@ def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None
             changes[name] = value
     changes.update({k: v for k, v in (overrides or {}).items() if v is not None})
     cfg = cfg.replace(**changes)
-    validate(cfg, where=str(p), keys=_FILE_KEYS)
+    if not cfg.input:
+        raise ConfigError(f"{p}: no input: expected input.uri in the file", param="input")
+    validate(cfg, where=str(p), keys=FILE_KEYS)
     return expand_paths(cfg)
 
 
@@ -229,24 +242,27 @@ def expand_paths(cfg: RunConfig) -> RunConfig:
     return cfg.replace(**changes)
 
 
-def validate(cfg: RunConfig, where: str = "options", keys: dict[str, str] | None = None) -> None:
-    """Range checks shared by the command line and pipeline files.
+def validate(cfg: RunConfig, where: str = "options",
+             keys: Mapping[str, str] | None = None) -> None:
+    """Range checks shared by the API, pipeline files and the command line.
 
-    ``keys`` names each field as the user wrote it (``input.queue`` in a file); by default
-    fields are named as command-line options (``--queue-size``).
+    Errors name each field as ``keys`` spells it (``input.queue`` in a file, ``--queue-size``
+    on the command line); by default as the RunConfig field (``queue_size``).
+
+    >>> validate(RunConfig("a.mp4", video="o.mp4", queue_size=0))
+    Traceback (most recent call last):
+    ...
+    vidstream.errors.ConfigError: options: queue_size = 0: expected an integer >= 1
     """
 
     def key(name: str) -> str:
-        if keys is not None:
-            return keys.get(name, name)
-        return _OPTION_NAMES.get(name) or "--" + name.replace("_", "-")
+        return (keys or {}).get(name, name)
 
     def bad(name: str, expected: str) -> ConfigError:
         return ConfigError(f"{where}: {key(name)} = {getattr(cfg, name)!r}: expected {expected}")
 
     if not cfg.input:
-        raise ConfigError(f"{where}: no input: expected {key('input')} "
-                          + ("in the file or --input" if keys is not None else "(a file or URL)"))
+        raise ConfigError(f"{where}: no input: expected {key('input')} (a file or URL)")
     if not 0 <= cfg.threshold <= 1:
         raise bad("threshold", "a number between 0 and 1")
     if cfg.batch_size < 1:
@@ -269,10 +285,10 @@ def validate(cfg: RunConfig, where: str = "options", keys: dict[str, str] | None
         raise bad("reconnect_delay", "a number > 0")
     if cfg.stall_timeout <= 0:
         raise bad("stall_timeout", "a number > 0")
-    if cfg.device not in ("auto", "cpu", "gpu"):
-        raise bad("device", "auto, cpu or gpu")
-    if cfg.backend not in ("auto", "tf", "tflite"):
-        raise bad("backend", "auto, tf or tflite")
+    if cfg.device not in DEVICES:
+        raise bad("device", _one_of(DEVICES))
+    if cfg.backend not in BACKENDS:
+        raise bad("backend", _one_of(BACKENDS))
     if cfg.crf is not None and not 0 <= cfg.crf <= 51:
         raise bad("crf", "an integer 0-51")
     if cfg.price_per_hour is not None and cfg.price_per_hour < 0:
@@ -282,8 +298,8 @@ def validate(cfg: RunConfig, where: str = "options", keys: dict[str, str] | None
 
         try:
             class_ids_for(cfg.classes)
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {key('classes')}: {e}") from None
+        except ConfigError as e:  # its message, not str(e): we name the key ourselves
+            raise ConfigError(f"{where}: {key('classes')}: {e.message}") from None
     if not any(getattr(cfg, name) for name in _OUTPUTS):
         raise ConfigError(
             f"{where}: nothing to write: expected at least one of "

@@ -52,30 +52,34 @@ def load_catalog(extra: str | Path | None = None) -> dict[str, Price]:
         try:
             data = json.loads(path.read_text())
         except OSError as e:
-            raise ConfigError(f"{path}: cannot read catalog: {e.strerror or e}") from e
+            raise ConfigError(f"{path}: cannot read catalog: {e.strerror or e}",
+                              param="catalog") from e
         except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON: {e}") from e
-        rows.update(_rows(data, str(path)))
+            raise ConfigError(f"{path}: not valid JSON: {e}", param="catalog") from e
+        rows.update(_rows(data, str(path), param="catalog"))
     return rows
 
 
-def _rows(data: object, where: str) -> dict[str, Price]:
+def _rows(data: object, where: str, param: str | None = None) -> dict[str, Price]:
     rows = data.get("instances") if isinstance(data, dict) else data
     if not isinstance(rows, list):
-        raise ConfigError(f'{where}: expected {{"instances": [...]}} or a list of instances')
+        raise ConfigError(f'{where}: expected {{"instances": [...]}} or a list of instances',
+                          param=param)
     out: dict[str, Price] = {}
     fields = set(Price.__dataclass_fields__)
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or "name" not in row or "usd_per_hour" not in row:
-            raise ConfigError(f"{where}: instance #{i + 1} needs at least name and usd_per_hour")
+            raise ConfigError(f"{where}: instance #{i + 1} needs at least name and usd_per_hour",
+                              param=param)
         try:
             price = float(row["usd_per_hour"])
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{where}: instance {row['name']!r}: usd_per_hour must be a number"
+                f"{where}: instance {row['name']!r}: usd_per_hour must be a number", param=param
             ) from None
         if price < 0:
-            raise ConfigError(f"{where}: instance {row['name']!r}: usd_per_hour is negative")
+            raise ConfigError(f"{where}: instance {row['name']!r}: usd_per_hour is negative",
+                              param=param)
         kwargs = {k: v for k, v in row.items() if k in fields}
         kwargs["usd_per_hour"] = price
         out[str(row["name"])] = Price(**kwargs)
@@ -86,7 +90,8 @@ def lookup(name: str, catalog: str | Path | None = None) -> Price:
     """The catalog row called ``name``; the error lists the names there are."""
     rows = load_catalog(catalog)
     if name not in rows:
-        raise ConfigError(f"unknown instance {name!r}; known: {', '.join(sorted(rows))}")
+        raise ConfigError(f"unknown instance {name!r}; known: {', '.join(sorted(rows))}",
+                          param="instance")
     return rows[name]
 
 
@@ -99,7 +104,8 @@ def resolve_price(
     """The price a run is costed at: ``price_per_hour`` wins, else the catalog's ``instance``."""
     if price_per_hour is not None:
         if price_per_hour < 0:
-            raise ConfigError("--price-per-hour must be >= 0")
+            raise ConfigError(f"a price per hour must be >= 0, got {price_per_hour:g}",
+                              param="price_per_hour")
         base = lookup(instance, catalog) if instance else None
         name = label or instance or "custom"
         return Price(

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..settings import DEFAULTS
 
-FORMATS = ("table", "markdown", "csv", "json")
-DEFAULT_QUEUE = 8  # the pipeline's default queue capacity: not worth naming in a row
+FORMATS = ("markdown", "csv", "json")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Run:
         text = f"{self.model} {kind} batch {self.batch_size}"
         if self.threads:
             text += f" {self.threads} threads"
-        if self.queue_size and self.queue_size != DEFAULT_QUEUE:
+        if self.queue_size and self.queue_size != DEFAULTS.queue_size:  # default: say nothing
             text += f" queue {self.queue_size}"
         return text
 
@@ -269,17 +269,17 @@ def recommend(runs: Sequence[Run], target_fps: float | None = None,
     >>> recommend([fast, slow], target_fps=10, max_latency_ms=100).pick.label
     'big'
     """
-    for name, value in (("--target-fps", target_fps), ("--max-latency-ms", max_latency_ms)):
+    for name, value in (("target_fps", target_fps), ("max_latency_ms", max_latency_ms)):
         if value is not None and not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"{name} must be a number > 0, got {value}")
+            raise ConfigError(f"{name} must be a number > 0, got {value}", param=name)
     runs = list(runs)
     cheap, fast = cheapest(runs), fastest(runs)
     advice: list[str] = []
     if target_fps is None and max_latency_ms is None:
         if cheap is not None:
             advice.append(f"Cheapest per inference: {cheap.configuration}, "
-                          f"{_usd(cheap.usd_per_100k_inferences)} per 100k inferences "
-                          f"at {_rate(cheap.usd_per_hour)}/h.")
+                          f"{format_usd(cheap.usd_per_100k_inferences)} per 100k inferences "
+                          f"at {format_rate(cheap.usd_per_hour)}/h.")
         if fast is not None:
             advice.append(f"Fastest: {fast.configuration}, {fast.fps:.1f} fps.")
         advice.append("Give --target-fps or --max-latency-ms to find the cheapest "
@@ -303,7 +303,7 @@ def recommend(runs: Sequence[Run], target_fps: float | None = None,
     steps = []
     for r in order:
         why = shortfall(r, target_fps, max_latency_ms)
-        price = f", {_rate(r.usd_per_hour)}/h" if r.usd_per_hour is not None else ""
+        price = f", {format_rate(r.usd_per_hour)}/h" if r.usd_per_hour is not None else ""
         steps.append(f"{r.configuration} ({r.fps:.1f} fps, p95 {r.p95_ms:.0f} ms{price}) "
                      + (f"is too small: {why}" if why else "meets it"))
     advice.append(f"Target: {target}. Working backwards from the largest configuration:")
@@ -312,14 +312,15 @@ def recommend(runs: Sequence[Run], target_fps: float | None = None,
         room = f"; it has room for {streams} such streams" if streams > 1 else ""
         advice.append(
             f"Pick {pick.configuration}: the cheapest that meets {target}, "
-            f"{_rate(pick.usd_per_hour)}/h, {_usd(pick.usd_per_100k_inferences)} per 100k "
+            f"{format_rate(pick.usd_per_hour)}/h, "
+            f"{format_usd(pick.usd_per_100k_inferences)} per 100k "
             f"inferences at {pick.fps:.1f} fps{room}.")
-        per_inference = min(priced, key=lambda r: r.usd_per_100k_inferences)
+        per_inference = min(priced, key=lambda r: r.usd_per_100k_inferences or 0.0)
         if per_inference is not pick:
             advice.append(
                 f"With enough streams to keep a machine busy, {per_inference.configuration} "
-                f"costs less per inference: {_usd(per_inference.usd_per_100k_inferences)} "
-                f"per 100k at {_rate(per_inference.usd_per_hour)}/h.")
+                f"costs less per inference: {format_usd(per_inference.usd_per_100k_inferences)} "
+                f"per 100k at {format_rate(per_inference.usd_per_hour)}/h.")
     elif meets:
         advice.append(f"{len(meets)} configuration(s) meet {target}, but none is priced. "
                       + _NO_PRICE)
@@ -343,13 +344,18 @@ _NO_PRICE = ("Runs carry no price: bench with --instance NAME or --price-per-hou
 
 
 # -- rendering -------------------------------------------------------------------------------
-def _usd(value: float | None) -> str:
+def format_usd(value: float | None) -> str:
+    """Dollars as a report shows them.
+
+    >>> format_usd(2.2), format_usd(0.0042), format_usd(None)
+    ('$2.20', '$0.0042', '-')
+    """
     if value is None:
         return "-"
     return f"${value:.4f}" if 0 < abs(value) < 0.01 else f"${value:.2f}"
 
 
-def _rate(value: float | None) -> str:
+def format_rate(value: float | None) -> str:
     """An hourly price as the catalog states it: $0.085 stays $0.085, $0.68 shows $0.68."""
     if value is None:
         return "-"
@@ -374,25 +380,26 @@ def _marks(run: Run, cheap: Run | None, fast: Run | None, rec: Recommendation | 
     return ", ".join(marks)
 
 
-_COLUMNS = ("configuration", "$/hour", "fps", "latency p50 ms", "latency p95 ms",
+COLUMNS = ("configuration", "$/hour", "fps", "latency p50 ms", "latency p95 ms",
             "$ per 100k inferences", "note")
-_SHORT = {"latency p50 ms": "p50 ms", "latency p95 ms": "p95 ms",
+SHORT_COLUMNS = {"latency p50 ms": "p50 ms", "latency p95 ms": "p95 ms",
           "$ per 100k inferences": "$ per 100k"}
 
 
-def _rows(runs: list[Run], rec: Recommendation | None) -> list[list[str]]:
+def table_rows(runs: list[Run], rec: Recommendation | None) -> list[list[str]]:
+    """One row of strings per run, in the order given, under :data:`COLUMNS`."""
     cheap, fast = cheapest(runs), fastest(runs)
-    return [[r.configuration, _rate(r.usd_per_hour), f"{r.fps:.2f}", f"{r.p50_ms:.1f}",
-             f"{r.p95_ms:.1f}", _usd(r.usd_per_100k_inferences), _marks(r, cheap, fast, rec)]
+    return [[r.configuration, format_rate(r.usd_per_hour), f"{r.fps:.2f}", f"{r.p50_ms:.1f}",
+             f"{r.p95_ms:.1f}", format_usd(r.usd_per_100k_inferences), _marks(r, cheap, fast, rec)]
             for r in runs]
 
 
 def render_markdown(runs: Sequence[Run], rec: Recommendation | None = None) -> str:
     """The table (sorted by cost) and the advice, as Markdown."""
     ranked = rank(runs)
-    lines = ["| " + " | ".join(_COLUMNS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(_COLUMNS) - 2) + ["---"]) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in _rows(ranked, rec)]
+    lines = ["| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 2) + ["---"]) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(ranked, rec)]
     if rec is not None:
         lines.append("")
         lines += [f"  {a.strip()}" if a.startswith("  ") else f"- {a}" for a in rec.lines()]
@@ -437,51 +444,16 @@ def render_json(runs: Sequence[Run], rec: Recommendation | None = None) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def render_table(runs: Sequence[Run], rec: Recommendation | None = None) -> Any:
-    """A rich renderable: the table sorted by cost, the two charts as bars, the advice."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    ranked = rank(runs)
-    table = Table(header_style="bold", title="cost per configuration, cheapest first",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for col in _COLUMNS:
-        table.add_column(_SHORT.get(col, col),
-                         justify="left" if col in ("configuration", "note") else "right")
-    for row in _rows(ranked, rec):
-        style = "bold green" if "pick" in row[-1] else ("green" if "cheapest" in row[-1]
-                                                        else "")
-        table.add_row(*row, style=style)
-    parts: list[Any] = [table]
-    width = max((len(r.configuration) for r in ranked), default=10)
-    for title, value, fmt in (
-        ("latency p50 per frame (ms)", lambda r: r.p50_ms, lambda v: f"{v:.0f} ms"),
-        ("cost per 100k inferences", lambda r: r.usd_per_100k_inferences, _usd),
-    ):
-        values = [value(r) for r in ranked]
-        top = max((v for v in values if v is not None), default=0.0)
-        parts.append(Text(f"\n{title}", style="bold"))
-        for r, v in zip(ranked, values, strict=True):
-            bar = "█" * max(1, round(30 * v / top)) if v and top else ""
-            parts.append(Text(f"{r.configuration:<{width}}  {bar} {fmt(v)}"))
-    if rec is not None:
-        parts.append(Text(""))
-        parts += [Text(a, style="bold cyan" if a.startswith("Pick") else "")
-                  for a in rec.lines()]
-    return Group(*parts)
-
-
 def render(fmt: str, runs: Sequence[Run], rec: Recommendation | None = None) -> str:
-    """``markdown``, ``csv`` or ``json`` text (``table`` is rendered by rich on a console)."""
+    """``markdown``, ``csv`` or ``json`` text (the command line's ``table`` is its own)."""
     if fmt == "markdown":
         return render_markdown(runs, rec)
     if fmt == "csv":
         return render_csv(runs, rec)
     if fmt == "json":
         return render_json(runs, rec)
-    raise ConfigError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+    raise ConfigError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}",
+                      param="fmt")
 
 
 # -- the charts ------------------------------------------------------------------------------
@@ -496,7 +468,7 @@ def plot(runs: Sequence[Run], path: str | Path, rec: Recommendation | None = Non
         matplotlib.use("Agg")  # files only: no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ConfigError("--plot needs matplotlib: pip install 'vidstream[plot]'") from None
+        raise ConfigError("charts need matplotlib: pip install 'vidstream[plot]'") from None
     ranked = rank(runs)
     cheap, fast = cheapest(ranked), fastest(ranked)
     pick = rec.pick if rec is not None else None
@@ -517,7 +489,7 @@ def plot(runs: Sequence[Run], path: str | Path, rec: Recommendation | None = Non
         bars = ax_cost.barh(y, cost, color=colors)
         ax_cost.set_title("Cost per 100k inferences, USD")
         for bar, r in zip(bars, ranked, strict=True):
-            label = _usd(r.usd_per_100k_inferences) if r.priced else "no price"
+            label = format_usd(r.usd_per_100k_inferences) if r.priced else "no price"
             ax_cost.annotate(f" {label}", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
                              va="center", fontsize=8)
         for ax in (ax_lat, ax_cost):

@@ -1,6 +1,6 @@
 """The live view of a running pipeline, the plain progress lines, and the final table.
 
-The dashboard only *reads* the pipeline's counters (see :mod:`vidstream.stats`); it takes no
+The dashboard only *reads* the pipeline's public counters (see :mod:`vidstream.stats`); it takes no
 lock a stage holds, so watching never slows the work. On a terminal it is a rich ``Live``
 view redrawn a few times a second; off a terminal it prints a plain line every few seconds::
 
@@ -22,8 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .stats import StageStats, bottleneck
-from .summary import Summary
+from ..cost import usd_per_100k_inferences
+from ..stats import StageStats, bottleneck
+from ..summary import Summary
 
 
 class RateWindow:
@@ -82,7 +83,6 @@ _HINTS = {
 def bottleneck_hint(stats: list[StageStats], batch_size: int = 1, device: str = "") -> str:
     """The bottleneck in words, with what to try.
 
-    >>> from vidstream.stats import StageStats
     >>> s = [StageStats("decode", 0, 10, 0, 0, 0.1, 0, 0.9, 1.0),
     ...      StageStats("detect", 10, 10, 0, 0, 0.95, 0.05, 0, 1.0)]
     >>> bottleneck_hint(s, batch_size=1, device="GPU (NVIDIA T4)")
@@ -129,7 +129,7 @@ class Dashboard:
         stats, rates = self.sample()
         p = self.pipeline
         info = p.info
-        details = getattr(p, "_details", lambda: {})()
+        details: dict[str, Any] = p.details()
         done = stats[-1].items_out if stats else 0
         total = info.frames if info else None
         rate = rates.get(stats[-1].name, 0.0) if stats else 0.0
@@ -177,8 +177,6 @@ class Dashboard:
             overall += f"  dropped {dropped}"
         lines.append(Text(overall))
         if self.price is not None:
-            from .cost import usd_per_100k_inferences
-
             per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
             lines.append(Text(
                 f"cost ${self.price.usd_per_hour * elapsed / 3600:.5f} so far  "

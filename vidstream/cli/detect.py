@@ -1,0 +1,312 @@
+"""``vidstream detect`` and ``vidstream run``: one pipeline, run with a view and a summary.
+
+Every option of ``detect`` is a :class:`~vidstream.config.RunConfig` field of the same name
+(``--queue-size`` -> ``queue_size``), and its default is that field's default, which comes
+from :data:`vidstream.settings.DEFAULTS`::
+
+    vidstream detect traffic.mp4 -o traffic-detected.mp4 --threshold 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..config import FILE_KEYS, RunConfig, build_pipeline, load_pipeline_file, validate
+from ..cost import resolve_price
+from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
+from ..settings import BACKENDS, DEFAULTS, DEVICES
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    Formatter,
+    flag_names,
+    positive_int,
+    words,
+)
+from .dashboard import monitor, summary_table
+from .errors import print_error
+
+_DEFAULT = RunConfig()  # the defaults the flags show and use
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``detect`` and ``run``."""
+    detect = sub.add_parser(
+        "detect",
+        help="detect objects in a video and write an annotated copy",
+        description=(
+            "Decode INPUT, run the detector on every frame, and write the annotated video "
+            "(same frame rate, timestamps and audio as the input), plus optional detections "
+            "and a run summary with fps, per-stage timings and cost."
+        ),
+        formatter_class=Formatter,
+    )
+    detect.add_argument("input", help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN")
+    detect.add_argument("-o", "--output", help="annotated video to write (default: "
+                        "INPUT-STEM-detected.mp4 in the current directory)")
+    detect.add_argument("--no-video", action="store_true",
+                        help="write no video; only --detections/--summary/--counts")
+    detect.add_argument("-y", "--overwrite", action="store_true",
+                        help="overwrite outputs that exist (refused otherwise, before any work)")
+    _add_run_options(detect)
+    detect.set_defaults(func=cmd_detect, flags=flag_names(detect, video="--output"))
+
+    run = sub.add_parser(
+        "run",
+        help="run a pipeline file (TOML)",
+        description=(
+            "Run a pipeline defined in a TOML file (see pipelines/); flags override the file.\n"
+            "Relative paths in the file are relative to the current directory, and {stem} in\n"
+            "an output path is the input's name without its extension."
+        ),
+        formatter_class=Formatter,
+    )
+    run.add_argument("file", help="pipeline file, e.g. pipelines/detect-file.toml")
+    run.add_argument("--input", help="input to use instead of the file's input.uri")
+    run.add_argument("--output", help="video output to use instead of the file's output.video "
+                     "({stem} is the input's name without extension)")
+    run.add_argument("-y", "--overwrite", action="store_true", help="overwrite outputs")
+    run.add_argument("--max-frames", type=positive_int, help="stop after N frames")
+    _add_display_options(run)
+    # what run has no flag for, the file sets: name its key there
+    run.set_defaults(func=cmd_run, flags={**FILE_KEYS, **flag_names(run, video="--output")})
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    # Each dest is the RunConfig field it sets: cmd_detect copies them by name.
+    d = _DEFAULT
+    g = p.add_argument_group("outputs")
+    g.add_argument("--detections", metavar="FILE.jsonl",
+                   help="write one JSON line per frame: index, time, detections (boxes in pixels)")
+    g.add_argument("--summary", metavar="FILE.json",
+                   help="write the run summary: frames, fps, latency, per-stage timings, cost")
+    g.add_argument("--counts", metavar="FILE.json", help="write per-class detection counts")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=d.model,
+                   help="known model name (see 'vidstream models list'), TF2 SavedModel "
+                   "directory, or TF1 frozen graph .pb. Models are code: load only ones you trust")
+    g.add_argument("--threshold", type=float, default=d.threshold, help="minimum score to keep")
+    g.add_argument("--classes", type=words, metavar="A,B",
+                   help="keep only these classes, e.g. person,car")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="frames per model call")
+    g.add_argument("--device", choices=DEVICES, default=d.device,
+                   help="auto uses a GPU when TensorFlow sees one")
+    g.add_argument("--backend", choices=BACKENDS, default=d.backend,
+                   help="auto: TF Lite (XNNPACK) for the default model on CPU, TensorFlow "
+                   "otherwise")
+    g.add_argument("--tf-threads", type=positive_int, metavar="N",
+                   help="TensorFlow intra-op threads (default: TensorFlow's choice)")
+
+    g = p.add_argument_group("video output")
+    g.add_argument("--codec", default=d.codec, help="FFmpeg encoder (e.g. libx264, "
+                   "h264_nvenc)")
+    g.add_argument("--preset", default=d.preset, help="encoder preset: ultrafast..veryslow")
+    g.add_argument("--crf", type=int, help="x264 quality, 0-51 (default: encoder's 23)")
+    g.add_argument("--fragmented", action=argparse.BooleanOptionalAction, default=d.fragmented,
+                   help="fragmented MP4, flushed as it goes: readable even after a hard kill "
+                   "(default: on for live sources)")
+    g.add_argument("--no-audio", dest="audio", action="store_false",
+                   help="do not copy the input's audio")
+    g.add_argument("--no-annotate", dest="annotate", action="store_false",
+                   help="write frames without boxes")
+
+    g = p.add_argument_group("input")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    g.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
+                   help="refuse inputs whose frames are larger (guards against hostile headers)")
+    g.add_argument("--max-decode-errors", type=int, default=d.max_decode_errors,
+                   help="give up after this many undecodable packets")
+    g.add_argument("--queue-size", type=positive_int, default=d.queue_size,
+                   help="capacity of each queue between stages")
+    g.add_argument("--reconnect", type=int, default=d.reconnect, metavar="N",
+                   help="live sources: reconnect up to N times after a failure")
+    g.add_argument("--reconnect-delay", type=float, default=d.reconnect_delay, metavar="S",
+                   help="first reconnect delay; doubles each attempt, with jitter")
+    g.add_argument("--stall-timeout", type=float, default=d.stall_timeout, metavar="S",
+                   help="live sources: fail (or reconnect) when connecting takes longer or no "
+                   "frame arrives for S seconds")
+    g.add_argument("--realtime", action="store_true",
+                   help="read a file at its own frame rate, as if live")
+
+    g = p.add_argument_group("cost")
+    g.add_argument("--instance", help="price the run as this instance type (see the catalog)")
+    g.add_argument("--price-per-hour", type=float, metavar="USD",
+                   help="price the run at this hourly rate")
+    g.add_argument("--catalog", metavar="FILE.json", help="extra or overriding price rows")
+    _add_display_options(p)
+
+
+def _add_display_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("display")
+    g.add_argument("--no-dashboard", action="store_true",
+                   help="no live view or progress lines; only the final summary")
+    g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    g.add_argument("--progress-interval", type=float, default=DEFAULTS.progress_interval,
+                   metavar="S", help="off a terminal: seconds between plain progress lines")
+
+
+# -- the commands ------------------------------------------------------------------------------
+_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of ``vidstream detect``: every option whose dest is a field, by name.
+
+    >>> from vidstream.cli import build_parser
+    >>> cfg = config_from_args(build_parser().parse_args(["detect", "a.mp4", "--batch-size",
+    ...                                                   "4", "--no-video", "--counts", "c"]))
+    >>> cfg.batch_size, cfg.video, cfg.counts, cfg.threshold == RunConfig().threshold
+    (4, None, 'c', True)
+    """
+    if args.no_video and args.output:
+        raise ConfigError("--no-video and -o/--output contradict each other")
+    video = None if args.no_video else (
+        args.output or f"{Path(args.input).stem or 'output'}-detected.mp4")
+    values = {k: v for k, v in vars(args).items() if k in _FIELDS}
+    return RunConfig(**values, video=video)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    return execute(config_from_args(args), _display_mode(args), interval=args.progress_interval,
+                   flags=args.flags)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames}
+    cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
+    return execute(cfg, _display_mode(args), interval=args.progress_interval,
+                   flags=args.flags)
+
+
+def _display_mode(args: argparse.Namespace) -> str:
+    if getattr(args, "quiet", False):
+        return "quiet"
+    if getattr(args, "no_dashboard", False):
+        return "off"
+    return "auto"
+
+
+def execute(cfg: RunConfig, display: str = "auto", console: Console | None = None,
+            interval: float = DEFAULTS.progress_interval,
+            flags: dict[str, str] | None = None) -> int:
+    """Build, run and report one pipeline; returns the exit code.
+
+    ``flags`` maps RunConfig fields to how the command spells them, for error messages.
+    """
+    from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
+
+    console = console or Console(stderr=True, highlight=False)
+    quiet = display == "quiet"
+    validate(cfg, keys=flags)
+    outputs = [o for o in (cfg.video, cfg.detections, cfg.summary, cfg.counts) if o]
+    if len({os.path.abspath(o) for o in outputs}) != len(outputs):
+        raise ConfigError("two outputs name the same file")
+    for out in outputs:
+        if os.path.abspath(out) == os.path.abspath(cfg.input):
+            raise OutputError(f"{out}: output would overwrite the input")
+        check_output(out, cfg.overwrite)
+    price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
+    if cfg.tf_threads:
+        # lazily: TensorFlow loads only for a run that needs it (moving to vidstream.tfruntime)
+        from ..predictor import configure_threads
+
+        configure_threads(cfg.tf_threads)
+
+    def progress(message: str) -> None:
+        if not quiet:
+            console.print(f"[dim]{message}[/dim]")
+
+    pipeline = build_pipeline(cfg, progress=progress)
+    with pipeline:
+        pipeline.open()  # input and model errors surface here, before any output is made
+        error: VidstreamError | None = None
+        restore = _install_stop_handlers(pipeline, console, quiet)
+        try:
+            mode = "off" if display in ("off", "quiet") else "auto"
+            with monitor(pipeline, mode, console=console, title=_title(cfg), price=price,
+                         batch_size=cfg.batch_size, interval=interval):
+                try:
+                    pipeline.run()
+                except VidstreamError as e:
+                    error = e
+        finally:
+            restore()
+        summary = pipeline.summary().with_price(price)
+    if cfg.summary:
+        Path(cfg.summary).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    if not quiet:
+        console.print(summary_table(summary))
+        written = [o for o in outputs if Path(o).exists()]
+        if written:
+            console.print(f"wrote {', '.join(written)}")
+    source = pipeline.source
+    if error is not None and not (summary.interrupted and isinstance(error, Cancelled)):
+        print_error(error, flags)
+        if summary.frames and cfg.video and Path(cfg.video).exists():
+            console.print(f"[yellow]vidstream: {summary.frames} frames processed before the "
+                          f"error were written to {cfg.video}[/yellow]", soft_wrap=True)
+        return EXIT_ERROR
+    if summary.interrupted:
+        if not quiet:
+            console.print(f"[yellow]vidstream: interrupted after {summary.frames} frames; "
+                          "outputs finalized[/yellow]", soft_wrap=True)
+        return EXIT_INTERRUPTED
+    ended_early = getattr(source, "ended_early", None)
+    if ended_early:
+        console.print(f"[yellow]vidstream: warning: {source.display}: input ended early or is "
+                      f"damaged ({ended_early}); wrote the {summary.frames} frames decoded"
+                      "[/yellow]", soft_wrap=True)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _title(cfg: RunConfig) -> str:
+    from ..sources import mask_credentials
+
+    out = cfg.video or cfg.detections or cfg.summary or cfg.counts
+    return f"vidstream  {mask_credentials(cfg.input)} -> {out}"
+
+
+def _install_stop_handlers(pipeline: Any, console: Console, quiet: bool) -> Callable[[], None]:
+    """First Ctrl-C/SIGTERM: stop reading, finish frames in flight. Second: abort. Third: exit."""
+    presses = {"n": 0}
+
+    def handler(signum: int, _frame: Any) -> None:
+        presses["n"] += 1
+        if presses["n"] == 1:
+            pipeline.stop()
+            if not quiet:
+                console.print("[yellow]vidstream: stopping: finishing frames in flight "
+                              "(press Ctrl-C again to abort)[/yellow]")
+        elif presses["n"] == 2:
+            pipeline.abort()
+            if not quiet:
+                console.print("[yellow]vidstream: aborting[/yellow]")
+        else:
+            os._exit(EXIT_INTERRUPTED)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
