@@ -80,7 +80,7 @@ class EIPredictor(Predictor):
         self.model_dir = os.fspath(model_dir)
         options = LoadOptions(use_ei=use_ei, device=device, signature=signature,
                               threads=threads)
-        self.backend: ModelBackend = resolve(model_dir, backend, options)
+        self.backend: ModelBackend = resolve(model_dir, backend=backend, options=options)
         if input_names is not None or output_names is not None:
             self.backend.bind(input_names, output_names)
         self.load_s = time.perf_counter() - t0

@@ -108,7 +108,7 @@ def check_backend(backend: str) -> None:
         )
 
 
-def resolve(model: ModelRef, backend: str = "auto", options: LoadOptions | None = None
+def resolve(model: ModelRef, *, backend: str = "auto", options: LoadOptions | None = None
             ) -> ModelBackend:
     """A loaded predictor on ``model`` from the first entry that fits ``backend``."""
     check_backend(backend)
