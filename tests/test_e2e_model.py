@@ -171,3 +171,44 @@ def test_batched_detector_matches_batch_one(photo_run):
         assert [x[0] for x in a] == [x[0] for x in b]
         for (_, ba), (_, bb) in zip(a, b, strict=True):
             assert box_iou(ba, bb) > 0.99
+
+
+def test_the_detector_runs_an_eipredictor_on_tf_lite_for_the_default_model_on_cpu(photo_run):
+    # the product's promise: whatever the backend, the detector stage runs an EIPredictor
+    from vidstream import Detector, VideoSource
+    from vidstream.predictor import gpu_names
+
+    if gpu_names():
+        pytest.skip("a GPU is visible: auto picks TensorFlow there")
+    detector = Detector(threshold=0.25)
+    source = VideoSource(photo_run["clip"], max_frames=2)
+    try:
+        detector.open(source.open())  # warms up at the run's size, in this (the main) thread
+        frames = [detector.process(f) for f in source.frames()]
+    finally:
+        source.close()
+        detector.close()
+    p = detector.predictor
+    assert isinstance(p, EIPredictor)
+    assert (p.format, p.thread_safe, p.resize, p.input_size) == ("tflite", False, "letterbox",
+                                                                 (512, 512))
+    assert p.device.startswith("CPU (TF Lite")
+    assert "person" in frames[0].detections.labels
+    assert detector.describe()["model_format"] == "tflite"
+
+
+def test_the_write_up_names_work_on_the_tf_lite_backend(centernet):
+    from make_clip import skimage_photo
+
+    ei_predictor = EIPredictor(
+        model_dir=str(centernet),
+        input_names={"inputs": "image_tensor:0"},
+        output_names={"detections_scores": "detection_scores:0",
+                      "detection_classes": "detection_classes:0",
+                      "detection_boxes": "detection_boxes:0",
+                      "num_detections": "num_detections:0"},
+        use_ei=True, backend="tflite")
+    outputs = ei_predictor({"inputs": skimage_photo("astronaut")[None]})
+    assert set(outputs) == {"detections_scores", "detection_classes", "detection_boxes",
+                            "num_detections"}
+    assert outputs["detection_classes"][0, 0] == 1 and outputs["detections_scores"][0, 0] > 0.5

@@ -129,7 +129,9 @@ def test_cpu_is_said_clearly_when_no_gpu(tiny_model, caplog):
 
     if predictor.gpu_names():
         pytest.skip("a GPU is visible")
-    predictor._warned_no_gpu = False
+    import vidstream.tfruntime
+
+    vidstream.tfruntime._warned_no_gpu = False
     with caplog.at_level("WARNING", logger="vidstream"):
         p = EIPredictor(tiny_model, use_ei=True)
         EIPredictor(tiny_model, use_ei=True)
@@ -138,3 +140,127 @@ def test_cpu_is_said_clearly_when_no_gpu(tiny_model, caplog):
     assert warnings == ["no GPU is visible to TensorFlow: the model runs on the CPU"]
     with pytest.raises(ModelError, match="no GPU is visible"):
         EIPredictor(tiny_model, device="gpu")
+
+
+# -- backends and the registry ------------------------------------------------------------------
+def test_an_unknown_backend_lists_the_known_ones(tiny_model):
+    from vidstream import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown backend 'onnx'; known backends: auto, tf, "
+                                          r"tflite") as e:
+        EIPredictor(tiny_model, backend="onnx")
+    assert e.value.param == "backend"
+
+
+def test_a_backend_that_cannot_load_the_model_says_which_can(tiny_model):
+    with pytest.raises(ModelError, match="the tflite backend loads .*TF Lite.*, not this "
+                                         "model; backends that load it: tf") as e:
+        EIPredictor(tiny_model, backend="tflite")
+    assert e.value.param == "backend"
+    junk = tiny_model.parent / "nothing.bin"
+    junk.write_bytes(b"?")
+    with pytest.raises(ModelNotFoundError, match="not a model any backend loads.*SavedModel"):
+        EIPredictor(junk)
+
+
+def test_a_registered_backend_is_picked_by_its_reference():
+    from vidstream import backends
+    from vidstream.backends.base import ModelBackend, check_feed, map_names
+
+    class Echo(ModelBackend):
+        format = "echo"
+        device = "nowhere"
+        thread_safe = False
+
+        def __init__(self, ref, options):
+            self.model_dir = ref
+            self.model_inputs, self.model_outputs = ["x"], ["y"]
+            self.input_specs = {"x": ((None, 2), np.dtype(np.float32))}
+            self.bind(None, None)
+
+        def bind(self, input_names, output_names):
+            self.inputs = map_names(input_names, self.model_inputs, "input", self.model_dir)
+            self.outputs = map_names(output_names, self.model_outputs, "output", self.model_dir)
+
+        def __call__(self, feed):
+            check_feed(feed, self.inputs)
+            return {k: np.asarray(feed[next(iter(self.inputs))]) * 2 for k in self.outputs}
+
+    entry = backends.register("echo", lambda ref: ref.startswith("echo://"), Echo,
+                              kind="an echo:// URI")
+    try:
+        assert "echo" in backends.backend_names()
+        p = EIPredictor("echo://double", {"a": "x:0"}, {"b": "y"})
+        assert (p.format, p.device, p.thread_safe, p.warmup_s > 0) == ("echo", "nowhere",
+                                                                        False, True)
+        assert p({"a": np.ones((1, 2), np.float32)})["b"].tolist() == [[2.0, 2.0]]
+        assert isinstance(p, backends.Predictor)
+    finally:
+        backends.unregister(entry)
+    assert "echo" not in backends.backend_names()
+    with pytest.raises(ModelNotFoundError, match="not a model any backend loads"):
+        EIPredictor("echo://double")
+
+
+# -- model metadata -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("content", "cause"), [
+    ('{"tflite": "centernet.tflite",', "not valid JSON"),
+    ("[1, 2]", "expected a JSON object, got list"),
+    ('{"tflite": 3}', "'tflite' is 3, expected str"),
+    ('{"input_size": [512]}', "'input_size' is \\[512\\], expected \\[width, height\\]"),
+    ('{"resize": "squash"}', "'resize' is 'squash', expected letterbox or stretch"),
+    (b"\xff\xfe\x00", "not valid JSON"),
+])
+def test_corrupt_model_metadata_is_an_error_naming_the_file(content, cause, tiny_model,
+                                                            tmp_path):
+    # regression: a damaged vidstream.json read as {}: TF Lite silently became TensorFlow
+    # and letterbox became stretch
+    import shutil
+
+    from vidstream.detector import load_predictor
+
+    model = tmp_path / "converted"
+    shutil.copytree(tiny_model, model)
+    meta = model / "vidstream.json"
+    meta.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for load in (lambda: EIPredictor(model), lambda: load_predictor(str(model))):
+        with pytest.raises(ModelError, match=f"{meta}: corrupt model metadata: {cause}"):
+            load()
+
+
+def test_quiet_stderr_redirects_only_in_the_main_thread(capfd):
+    import os
+    import threading
+
+    from vidstream.tfruntime import quiet_stderr
+
+    def chatter(text):
+        with quiet_stderr():
+            os.write(2, text.encode())
+
+    worker = threading.Thread(target=chatter, args=("from a worker\n",))
+    worker.start()
+    worker.join()
+    chatter("from the main thread\n")
+    err = capfd.readouterr().err
+    # fd 2 is the whole process's: a worker hiding it would hide the dashboard too
+    assert "from a worker" in err
+    assert "from the main thread" not in err
+
+
+@pytest.mark.parametrize("module", ["vidstream.backends", "vidstream.backends.base",
+                                    "vidstream.backends.tflite", "vidstream.models",
+                                    "vidstream.models.registry", "vidstream.models.metadata",
+                                    "vidstream.models.spec", "vidstream.tfruntime"])
+def test_subpackage_docstring_examples_run(module):
+    # tests/test_api.py runs the top-level modules' examples; these live one level down
+    import doctest
+    import importlib
+    import io
+
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    out = io.StringIO()
+    for test in doctest.DocTestFinder(exclude_empty=True).find(importlib.import_module(module),
+                                                               module):
+        runner.run(test, out=out.write)
+    assert runner.summarize(verbose=False).failed == 0, out.getvalue()

@@ -13,29 +13,33 @@ True
 >>> 0.4 <= person.score <= 1 and person.box[2] > person.box[0]
 True
 
-Any callable taking ``{"inputs": uint8 (B, H, W, 3)}`` and returning the Object Detection API
-outputs (``detection_boxes``, ``detection_scores``, ``detection_classes``, ``num_detections``)
-can stand in for the model, e.g. an :class:`~vidstream.predictor.EIPredictor` built with the
-write-up's names, or a test double.
+The model is a :class:`~vidstream.predictor.Predictor` taking ``{"inputs": uint8 (B, H, W, 3)}``
+and returning the Object Detection API outputs (``detection_boxes``, ``detection_scores``,
+``detection_classes``, ``num_detections``): by default an
+:class:`~vidstream.predictor.EIPredictor` (on the CPU, running the default model's TF Lite
+network), or one you built with the write-up's names, or a test double. A plain callable gets
+the protocol's defaults.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .backends import check_backend
+from .backends.base import Predictor
 from .detections import Detections
 from .errors import ConfigError, ModelError
 from .frames import Frame, StreamInfo
 from .labels import COCO_LABELS
+from .settings import DEFAULTS
 from .stage import Stage
-
-Predictor = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 # Caller-side keys for each output; the write-up spells scores "detections_scores".
 _OUTPUT_KEYS = {
@@ -44,6 +48,7 @@ _OUTPUT_KEYS = {
     "classes": ("detection_classes", "detection_classes:0"),
     "num": ("num_detections", "num_detections:0"),
 }
+_OD_REQUIRED = ("detection_boxes", "detection_scores", "detection_classes")
 
 
 def class_ids_for(names: Iterable[str], labels: Mapping[int, str] = COCO_LABELS) -> frozenset[int]:
@@ -58,89 +63,147 @@ def class_ids_for(names: Iterable[str], labels: Mapping[int, str] = COCO_LABELS)
             ids.add(by_name[name])
         else:
             raise ConfigError(
-                f"unknown class {name!r}; known classes: {', '.join(sorted(by_name))}"
+                f"unknown class {name!r}; known classes: {', '.join(sorted(by_name))}",
+                param="classes",
             )
     return frozenset(ids)
 
 
 def load_predictor(
-    model: str | os.PathLike,
+    model: str | os.PathLike[str],
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
-    backend: str = "auto",
+    backend: str = DEFAULTS.backend,
     threads: int | None = None,
-) -> Any:
-    """A predictor on ``model`` (name or path) answering with the detector's keys.
+) -> Predictor:
+    """An :class:`~vidstream.predictor.EIPredictor` on ``model`` (name or path), answering
+    ``{"inputs": images}`` with the Object Detection API keys.
 
-    ``backend``: ``tf`` (an :class:`EIPredictor` on the SavedModel or frozen graph), ``tflite``
-    (the converted default model's TF Lite network, CPU only) or ``auto`` (TF Lite when the
-    model has one and no GPU is used, else TensorFlow).
+    ``backend``: ``tf`` (the SavedModel or frozen graph), ``tflite`` (a converted model's TF
+    Lite network, CPU only) or ``auto`` (TF Lite when the model has one and runs on the CPU).
+    The model is loaded once: its own names are read, then bound to the detector's.
     """
     from . import models
-    from .predictor import EIPredictor, read_metadata, resolve_device
+    from .predictor import EIPredictor
 
     path = models.resolve(str(model), progress=progress)
-    device = device or "auto"
-    if backend not in ("auto", "tf", "tflite"):
-        raise ConfigError(f"unknown backend {backend!r}; use auto, tf or tflite")
-    has_lite = bool(read_metadata(path).get("tflite"))
-    if backend == "tflite" and not has_lite:
-        raise ModelError(f"{path}: has no TF Lite model (only converted default models do)")
-    if backend == "tflite" or (backend == "auto" and has_lite and
-                               resolve_device(False, device)[0] == "/CPU:0"):
-        from .lite import LitePredictor
-
-        return LitePredictor(path, threads=threads)
-    if Path(path).is_dir():
-        probe = EIPredictor(path, device=device, warmup=False)
-        inputs = list(probe.inputs.values())
+    p = EIPredictor(path, device=device or DEFAULTS.device, backend=backend, threads=threads,
+                    warmup=False)
+    if p.format == "frozen_graph":  # TF1 OD API exports: tensor names fixed by the API
+        p.rename({"inputs": "image_tensor:0"},
+                 {k: k + ":0" for k in (*_OD_REQUIRED, "num_detections")})
+    else:
+        inputs = p.model_inputs
         if len(inputs) != 1:
             raise ModelError(f"{path}: expected one image input, the model has {inputs}")
-        missing = [k for k in ("detection_boxes", "detection_scores", "detection_classes")
-                   if k not in probe.output_keys]
+        missing = [k for k in _OD_REQUIRED if k not in p.output_keys]
         if missing:
             raise ModelError(
                 f"{path}: not an Object Detection API model: no outputs {missing}; "
-                f"it has: {', '.join(probe.output_keys)}"
+                f"it has: {', '.join(p.output_keys)}"
             )
-        outputs = {k: k for k in ("detection_boxes", "detection_scores", "detection_classes")}
-        if "num_detections" in probe.output_keys:
+        outputs = {k: k for k in _OD_REQUIRED}
+        if "num_detections" in p.output_keys:
             outputs["num_detections"] = "num_detections"
-        return EIPredictor(path, {"inputs": inputs[0]}, outputs, device=device)
-    names = {k: k + ":0" for k in ("detection_boxes", "detection_scores", "detection_classes",
-                                   "num_detections")}
-    return EIPredictor(path, {"inputs": "image_tensor:0"}, names, device=device)
+        p.rename({"inputs": inputs[0]}, outputs)
+    t0 = time.perf_counter()
+    p.warm_up()
+    p.warmup_s = time.perf_counter() - t0
+    return p
+
+
+class FunctionPredictor(Predictor):
+    """A plain callable as a :class:`Predictor`, with the protocol's defaults (any input
+    size, stretch, any batch, thread safe)."""
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> None:
+        self.fn = fn
+
+    def __call__(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(self.fn(feed))
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": getattr(self.fn, "__name__", None) or type(self.fn).__name__}
+
+
+def as_predictor(obj: Predictor | Callable[[Mapping[str, Any]], Mapping[str, Any]]
+                 ) -> Predictor:
+    """``obj`` as a :class:`Predictor`: one as is, a plain callable wrapped with the defaults.
+
+    An object that declares some of the protocol's members but not all is a TypeError: its
+    ``input_size`` (say) would otherwise be silently ignored.
+
+    >>> as_predictor(lambda feed: {}).thread_safe
+    True
+    """
+    if isinstance(obj, Predictor):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"not a predictor or a callable: {obj!r}")
+    members = ("input_size", "resize", "max_batch", "thread_safe", "load_s", "warmup_s",
+               "describe")
+    declared = [m for m in members if hasattr(obj, m)]
+    if declared:
+        missing = [m for m in members if m not in declared]
+        raise TypeError(
+            f"{type(obj).__name__} declares {', '.join(declared)} but not {', '.join(missing)}:"
+            " subclass vidstream.predictor.Predictor to get the defaults"
+        )
+    return FunctionPredictor(obj)
+
+
+# One lock per non-thread-safe predictor, shared by every Detector that calls it: two
+# pipelines (two Detectors) given one TF Lite predictor must not call it at once.
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(predictor: object) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(id(predictor))
+        if lock is None:
+            lock = _LOCKS[id(predictor)] = threading.Lock()
+            try:  # forget the lock with the predictor (its id may be reused)
+                weakref.finalize(predictor, _LOCKS.pop, id(predictor), None)
+            except TypeError:  # not weak-referenceable: keep the lock for the process
+                pass
+        return lock
 
 
 class Detector(Stage):
     """Finds objects in each frame and attaches them as ``frame.detections``.
 
     ``model`` is a known model name (default ``centernet``), a SavedModel directory, a frozen
-    graph ``.pb``, or an already built predictor callable. Loading happens in ``open()``, timed
-    as ``model_load_s``.
+    graph ``.pb``, a converted model's ``.tflite``, or an already built predictor: a
+    :class:`~vidstream.predictor.Predictor` (an :class:`~vidstream.predictor.EIPredictor`, a
+    test double) or a plain callable. Loading happens in ``open()``, timed as
+    ``model_load_s``. A predictor that is not ``thread_safe`` is called under a lock, so one
+    may serve several pipelines.
     """
 
     name = "detect"
 
     def __init__(
         self,
-        model: str | os.PathLike | Predictor | None = None,
+        model: str | os.PathLike[str] | Predictor | Callable[..., Any] | None = None,
         *,
-        threshold: float = 0.4,
-        batch_size: int = 1,
+        threshold: float = DEFAULTS.threshold,
+        batch_size: int = DEFAULTS.batch_size,
         classes: Iterable[str] | None = None,
         input_size: tuple[int, int] | None = None,
-        device: str | None = None,
+        device: str = DEFAULTS.device,
         labels: Mapping[int, str] | None = None,
-        backend: str = "auto",
+        backend: str = DEFAULTS.backend,
         threads: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
+            raise ConfigError(f"threshold must be between 0 and 1, got {threshold}",
+                              param="threshold")
         if batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-        self.model = model if model is not None else "centernet"
+            raise ConfigError(f"batch size must be >= 1, got {batch_size}", param="batch_size")
+        check_backend(backend)
+        self.model = model if model is not None else DEFAULTS.model
         self.threshold = threshold
         self.batch_size = batch_size
         self.labels = dict(labels) if labels is not None else COCO_LABELS
@@ -150,11 +213,12 @@ class Detector(Stage):
         self.backend = backend
         self.threads = threads
         self.progress = progress
-        self.predictor: Any = None
+        self.predictor: Predictor | None = None
         self.model_load_s = 0.0
         self._keys: dict[str, str] = {}
         self._max_batch: int | None = None
         self._letterbox = False
+        self._lock: threading.Lock | None = None  # set when the predictor is not thread safe
         self._own_predictor = False  # built here (warmed up here) or given by the caller
         self._warm = False
 
@@ -165,16 +229,20 @@ class Detector(Stage):
     def open(self, info: StreamInfo | None = None) -> None:
         t0 = time.perf_counter()
         if self.predictor is None:  # else loaded already (preload())
-            if callable(self.model) and not isinstance(self.model, str | os.PathLike):
-                self.predictor = self.model
-            else:
-                self.predictor = load_predictor(self.model, self.device, self.progress,
-                                                self.backend, self.threads)
+            loaded: Any  # a Predictor, or a plain callable to adapt
+            if isinstance(self.model, str | os.PathLike):
+                loaded = load_predictor(self.model, self.device, self.progress, self.backend,
+                                        self.threads)
                 self._own_predictor = True
+            else:
+                loaded = self.model
+            predictor = as_predictor(loaded)
             if self.input_size is None:
-                self.input_size = getattr(self.predictor, "input_size", None)
-            self._max_batch = getattr(self.predictor, "max_batch", None)
-            self._letterbox = getattr(self.predictor, "resize", "stretch") == "letterbox"
+                self.input_size = predictor.input_size
+            self._max_batch = predictor.max_batch
+            self._letterbox = predictor.resize == "letterbox"
+            self._lock = None if predictor.thread_safe else _lock_for(predictor)
+            self.predictor = predictor
         if info is not None and self._own_predictor and not self._warm:
             self._warm_up(info)
         self.model_load_s += time.perf_counter() - t0
@@ -182,14 +250,27 @@ class Detector(Stage):
     def _warm_up(self, info: StreamInfo) -> None:
         """One call at the run's batch size and frame shape, so one-time set-up (memory
         plans, kernel choices: 250 ms for TF Lite's first batch of 4) is paid here, in
-        model_load_s, and not by the first frames of the run."""
+        model_load_s and in the thread that opens the pipeline, not by the first frames."""
         probe = Frame.from_array(np.zeros((1, info.height, info.width, 3), np.uint8))
         w, h = self._model_size(probe) if self.input_size else (info.width, info.height)
         batch = min(self.batch_size, self._max_batch or self.batch_size)
-        self.predictor({"inputs": np.zeros((batch, h, w, 3), np.uint8)})
+        self._predict(np.zeros((batch, h, w, 3), np.uint8))
         self._warm = True
 
-    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+    def _predict(self, images: np.ndarray) -> Mapping[str, Any]:
+        assert self.predictor is not None  # open() ran
+        if self._lock is None:
+            return self.predictor({"inputs": images})
+        with self._lock:
+            return self.predictor({"inputs": images})
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame | None]:
+        return list(self._detect_all(frames))
+
+    def process(self, frame: Frame) -> Frame:
+        return self._detect_all([frame])[0]
+
+    def _detect_all(self, frames: list[Frame]) -> list[Frame]:
         if self.predictor is None:
             self.open()
         out: list[Frame] = []
@@ -198,9 +279,6 @@ class Detector(Stage):
             for start in range(0, len(run), step):
                 out.extend(self._detect(run[start : start + step]))
         return out
-
-    def process(self, frame: Frame) -> Frame:
-        return self.process_batch([frame])[0]
 
     def prepare(self, frame: Frame) -> None:
         """Scale ``frame`` to the model's input (cached on the frame); run by the thread
@@ -225,7 +303,7 @@ class Detector(Stage):
         else:
             images = [f.image for f in frames]
         batch = images[0] if len(images) == 1 else np.concatenate(images, axis=0)
-        result = self.predictor({"inputs": batch})
+        result = self._predict(batch)
         get = self._getter(result)
         boxes, scores, classes = get("boxes"), get("scores"), get("classes")
         num = get("num", required=False)
@@ -264,13 +342,11 @@ class Detector(Stage):
 
         return get
 
-    def describe(self) -> dict:
-        info = {"batch_size": self.batch_size, "threshold": self.threshold}
-        describe = getattr(self.predictor, "describe", None)
-        if callable(describe):
-            info.update(describe())
-        else:
-            info.setdefault("model", str(self.model))
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"batch_size": self.batch_size, "threshold": self.threshold}
+        if self.predictor is not None:
+            info.update(self.predictor.describe())
+        info.setdefault("model", str(self.model))
         info["model_load_s"] = round(self.model_load_s, 4)
         return info
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
-from .predictor import import_tensorflow
+from ..errors import ModelError
+from ..tfruntime import import_tensorflow
 
 _FUSED = {"_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
 _ACTIVATIONS = {"Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh"}
@@ -80,7 +80,7 @@ def _split_fused(node: Any, node_def_cls: Any) -> list[Any]:
 def load_graph_model(model_json: str | Path) -> Any:
     """A ``tf.compat.v1.GraphDef`` with weights filled in and fused ops split."""
     tf = import_tensorflow()
-    from google.protobuf import json_format
+    from google.protobuf import json_format  # type: ignore[import-untyped]
 
     path = Path(model_json)
     try:
