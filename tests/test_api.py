@@ -93,6 +93,11 @@ def test_readme_api_examples_run(workdir, monkeypatch, no_thread_leak):
     dark, original = decoded(workdir / "dark.mp4"), decoded(workdir / "clip.mp4")
     assert abs(dark[0].mean() - original[0].mean() / 2) < 3
     assert "stage 'check' at frame 3: ValueError: frame 3 looks wrong" in printed
+    people = re.search(r"people per second: \{0: (\d+)\}", printed)  # 12 frames: second 0
+    assert people and 8 <= int(people.group(1)) <= 12
+    assert "stream 0: ended, 12 frames" in printed and "stream 1: ended, 5 frames" in printed
+    assert probe(workdir / "clip-stream0.mp4")[0] == 12
+    assert probe(workdir / "clip-stream1.mp4")[0] == 5
     assert "ValueError('frame 3 looks wrong') check 3" in printed
     assert probe(workdir / "partial.mp4")[0] == 3
     assert "12 frames written; last: (" in printed

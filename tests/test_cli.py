@@ -261,14 +261,14 @@ def test_every_param_the_library_names_has_a_flag():
 
     import vidstream
     from vidstream.cli import build_parser
-    from vidstream.cli.errors import _ACTIONS, _ALIASES
+    from vidstream.cli.errors import _ACTIONS, _ALIASES, _API_ONLY
 
     root = Path(vidstream.__file__).parent
     params = set()
     for path in root.rglob("*.py"):
         params |= set(re.findall(r"""param=["'](\w+)["']""", path.read_text()))
     assert {"overwrite", "instance", "price_per_hour", "catalog"} <= params
-    flags = set(_ACTIONS) | set(_ALIASES)
+    flags = set(_ACTIONS) | set(_ALIASES) | _API_ONLY
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for command in sub.choices.values():

@@ -64,7 +64,7 @@ def import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with quiet_stderr():
-        import tensorflow as tf  # type: ignore[import-untyped]
+        import tensorflow as tf
     return tf
 
 

@@ -62,7 +62,7 @@ def runs_on_cpu(ref: str, options: LoadOptions) -> bool:
 
 def _interpreter(path: Path, threads: int) -> Any:
     try:  # TF Lite's successor package, when installed
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         tf = import_tensorflow()
         Interpreter = tf.lite.Interpreter

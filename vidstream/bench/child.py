@@ -66,8 +66,8 @@ def measure(spec: dict[str, Any], emit: Callable[[Event], None]) -> Event:
     # TensorFlow and the pipeline load here, after the clock started (moving to tfruntime)
     from ..config import RunConfig, build_pipeline, validate
     from ..detector import Detector
-    from ..predictor import configure_threads, gpu_names, import_tensorflow
     from ..sources import VideoSource
+    from ..tfruntime import configure_threads, gpu_names, import_tensorflow
 
     options = BenchOptions(**spec["options"])
     config = BenchConfig(**spec["config"])

@@ -221,7 +221,7 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
     if cfg.tf_threads:
         # lazily: TensorFlow loads only for a run that needs it (moving to vidstream.tfruntime)
-        from ..predictor import configure_threads
+        from ..tfruntime import configure_threads
 
         configure_threads(cfg.tf_threads)
 

@@ -25,6 +25,9 @@ _ALIASES = {"capacity": "queue_size", "open_timeout": "stall_timeout"}
 # Hints worded as an action rather than "see FLAG".
 _ACTIONS = {"overwrite": "(use -y to overwrite)"}
 
+# Parameters of the API that no command exposes: the command line names no flag for them.
+_API_ONLY = frozenset({"signature", "shutdown_timeout"})
+
 
 def hint(param: str, flags: Mapping[str, str] | None = None) -> str:
     """``(see --flag)`` for an API parameter, with the command's own spelling of it.
@@ -33,7 +36,11 @@ def hint(param: str, flags: Mapping[str, str] | None = None) -> str:
     ('(see --stall-timeout)', '(see --classes)')
     >>> hint("max_pixels", {"max_pixels": "input.max_pixels"})
     '(see input.max_pixels)'
+    >>> hint("signature")
+    ''
     """
+    if param in _API_ONLY:
+        return ""
     if param in _ACTIONS:
         return _ACTIONS[param]
     name = _ALIASES.get(param, param)

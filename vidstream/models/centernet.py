@@ -115,7 +115,7 @@ def build_centernet(graph_def: Any, s: ModelSpec) -> Any:
             "num_detections": tf.cast(nms.valid_detections, tf.float32),
         }
 
-    class CenterNet(tf.Module):  # type: ignore[name-defined,misc]
+    class CenterNet(tf.Module):  # type: ignore[name-defined]
         @tf.function(
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="input_tensor")]
         )

@@ -51,7 +51,7 @@ def export(model: str, fmt: str, out: str | Path, *, overwrite: bool = False,
 def frozen_od_graph(saved_model: str | Path) -> Any:
     """The SavedModel's serving signature as a frozen GraphDef with TF1 OD API names."""
     tf = import_tensorflow()
-    from tensorflow.python.framework.convert_to_constants import (  # type: ignore[import-untyped]
+    from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 

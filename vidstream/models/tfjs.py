@@ -80,7 +80,7 @@ def _split_fused(node: Any, node_def_cls: Any) -> list[Any]:
 def load_graph_model(model_json: str | Path) -> Any:
     """A ``tf.compat.v1.GraphDef`` with weights filled in and fused ops split."""
     tf = import_tensorflow()
-    from google.protobuf import json_format  # type: ignore[import-untyped]
+    from google.protobuf import json_format
 
     path = Path(model_json)
     try:
