@@ -203,3 +203,14 @@ def test_audio_write_errors_are_counted_and_warned_once(tmp_path, monkeypatch,
         "and later failures are only counted"]
     assert probe(out)["frames"] == summary.frames == 24
     assert probe(out)["audio"] == "aac"
+
+
+def test_the_sinks_package_exports():
+    import vidstream.sinks as sinks
+    from vidstream.settings import DEFAULTS
+
+    assert sinks.__all__ == ["FRAGMENTED_MOVFLAGS", "AudioCopier", "ClassCounter",
+                             "DetectionsWriter", "VideoWriter", "check_output"]
+    assert all(getattr(sinks, name) is not None for name in sinks.__all__)
+    writer = VideoWriter("x.mp4")
+    assert (writer.codec, writer.preset) == (DEFAULTS.codec, DEFAULTS.preset)

@@ -151,3 +151,18 @@ def test_array_source_summary_is_json():
     assert summary.info.duration_s == pytest.approx(10 * 1001 / 30000)
     assert json.loads(json.dumps(summary.to_dict()))["input"]["duration_s"] == pytest.approx(
         10 * 1001 / 30000)
+
+
+def test_the_sources_package_exports():
+    """What other modules import from ``vidstream.sources``; the defaults are the settings'."""
+    import vidstream.sources as sources
+    from vidstream.settings import DEFAULTS
+
+    assert sources.__all__ == ["DEFAULT_MAX_DECODE_ERRORS", "DEFAULT_MAX_PIXELS", "LIVE_SCHEMES",
+                               "ArraySource", "VideoSource", "is_live", "mask_credentials"]
+    assert all(getattr(sources, name) is not None for name in sources.__all__)
+    aliases = sources.DEFAULT_MAX_PIXELS, sources.DEFAULT_MAX_DECODE_ERRORS
+    assert aliases == (DEFAULTS.max_pixels, DEFAULTS.max_decode_errors)
+    src = VideoSource("rtsp://cam/1")
+    assert (src.max_pixels, src.stall_timeout, src.reconnect) == (
+        DEFAULTS.max_pixels, DEFAULTS.stall_timeout, DEFAULTS.reconnect)
