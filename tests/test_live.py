@@ -214,7 +214,8 @@ def test_stall_watchdog(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--stall-timeout", "1")
         code, err, elapsed = run.finish()
     assert code == 1
-    assert last_error(err) == f"vidstream: error: {srv.url}: no frame for 1 s (--stall-timeout)"
+    assert last_error(err) == (f"vidstream: error: {srv.url}: no frame for 1 s "
+                               "(see --stall-timeout)")
     assert elapsed < 10
     summary = run.summary()
     check_accounting(summary)
@@ -230,7 +231,7 @@ def test_stall_then_reconnect_counts_the_gap(stream, tmp_path):
     summary = run.summary()
     assert summary["source"]["reconnects"] == 1
     assert summary["source"]["reconnect_gap_s"] >= 1.0  # the stall, the backoff, the connect
-    assert "no frame for 1 s (--stall-timeout); reconnecting in" in err
+    assert "no frame for 1 s; reconnecting in" in err
     check_accounting(summary)
     check_output(run.video, summary)
 
@@ -241,7 +242,7 @@ def test_garbage_instead_of_video_is_a_stall(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--stall-timeout", "1", "--reconnect", "1",
                       "--reconnect-delay", "0.2")
         code, err, _ = run.finish()
-    assert "no frame for 1 s (--stall-timeout); reconnecting in" in err
+    assert "no frame for 1 s; reconnecting in" in err
     # the second connection sent a clean second of video, then the attempts were used up
     assert code == 1
     assert last_error(err).endswith("stream lost: Input/output error")
@@ -321,7 +322,8 @@ def test_udp_stream_then_silence(stream, tmp_path):
         run = LiveRun(tmp_path, tx.url, "--stall-timeout", "1")
         code, err, _ = run.finish()
     assert code == 1
-    assert last_error(err) == f"vidstream: error: {tx.url}: no frame for 1 s (--stall-timeout)"
+    assert last_error(err) == (f"vidstream: error: {tx.url}: no frame for 1 s "
+                               "(see --stall-timeout)")
     summary = run.summary()
     # the receiver listens from its start; decoding begins at the first keyframe it sees
     assert summary["frames_in"] >= FRAMES - 60

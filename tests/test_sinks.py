@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
 from media import red_square_clip
 
 from vidstream import (
     DetectionsWriter,
     Detector,
+    Frame,
     FunctionStage,
     OutputError,
     Pipeline,
@@ -19,7 +22,8 @@ from vidstream import (
     VideoSource,
     VideoWriter,
 )
-from vidstream.sinks import check_output
+from vidstream.frames import StreamInfo
+from vidstream.sinks import AudioCopier, check_output
 
 
 def probe(path):
@@ -109,10 +113,104 @@ def test_output_written_before_an_error_is_finalized_and_playable(tmp_path, tiny
 def test_check_output_refuses_before_work(tmp_path):
     existing = tmp_path / "x.mp4"
     existing.touch()
-    with pytest.raises(OutputError, match="already exists.*-y"):
+    with pytest.raises(OutputError, match=r"x\.mp4: already exists \(see overwrite\)$") as err:
         check_output(existing, overwrite=False)
+    assert err.value.param == "overwrite"
     check_output(existing, overwrite=True)
     with pytest.raises(OutputError, match="does not exist"):
         check_output(tmp_path / "no" / "dir" / "x.mp4", overwrite=False)
     with pytest.raises(OutputError, match="is a directory"):
         check_output(tmp_path, overwrite=True)
+
+
+# -- audio: never silently lost, never costing the video -----------------------------------------
+@pytest.fixture
+def vidstream_warnings(caplog, monkeypatch):
+    """Warnings on the ``vidstream`` logger, each once (the CLI may have turned its
+    propagation off, so caplog's handler goes on the logger itself)."""
+    logger = logging.getLogger("vidstream")
+    monkeypatch.setattr(logger, "propagate", False)
+    logger.addHandler(caplog.handler)
+    with caplog.at_level(logging.WARNING, logger="vidstream"):
+        yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def test_audio_copy_is_counted(tmp_path, vidstream_warnings):
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    red_square_clip(src, frames=12, audio=True)
+    writer = VideoWriter(out)
+    Pipeline(VideoSource(src), [], [writer]).run()
+    audio = writer.describe()["audio"]
+    assert audio["packets"] > 0 and (audio["errors"], audio["error"]) == (0, None)
+    assert not vidstream_warnings.records
+    # no audio in the input (or audio=False): no audio counters at all
+    silent = VideoWriter(tmp_path / "silent.mp4", audio=False)
+    Pipeline(VideoSource(src), [], [silent]).run()
+    assert "audio" not in silent.describe()
+
+
+def test_unreadable_input_audio_is_a_warning_not_silence(tmp_path, vidstream_warnings):
+    """Regression: an input whose audio could not be opened gave a silent output, unsaid."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    info = StreamInfo(uri=str(broken), width=64, height=48, rate=Fraction(25),
+                      time_base=Fraction(1, 25), path=str(broken), has_audio=True)
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out)
+    writer.open(info)
+    for i in range(5):
+        writer.write(Frame.from_array(np.full((48, 64, 3), 40 * i, np.uint8), i, i,
+                                      Fraction(1, 25)))
+    writer.close()
+    cause = "cannot read the input's audio: Invalid data found when processing input"
+    assert writer.describe()["audio"] == {"packets": 0, "errors": 1, "error": cause}
+    assert [r.getMessage() for r in vidstream_warnings.records] == [
+        f"{broken}: {cause}; the output has no audio"]
+    assert probe(out)["frames"] == 5 and probe(out)["audio"] is None  # the video is whole
+
+
+def test_audio_write_errors_are_counted_and_warned_once(tmp_path, monkeypatch,
+                                                        vidstream_warnings):
+    """Regression: an audio packet the muxer refused stopped the run (OutputError): audio
+    cost the video. Now it is skipped, counted, and said once."""
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    red_square_clip(src, frames=24, audio=True)
+
+    class Refusing:  # the output container, refusing audio packets 3 to 7
+        def __init__(self, container):
+            self.container, self.calls = container, 0
+
+        def add_stream_from_template(self, stream):
+            return self.container.add_stream_from_template(stream)
+
+        def mux(self, packet):
+            self.calls += 1
+            if 3 <= self.calls <= 7:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found")
+            self.container.mux(packet)
+
+    real_init = AudioCopier.__init__
+    monkeypatch.setattr(AudioCopier, "__init__",
+                        lambda self, path, output: real_init(self, path, Refusing(output)))
+    writer = VideoWriter(out)
+    summary = Pipeline(VideoSource(src), [], [writer]).run()
+    audio = writer.describe()["audio"]
+    assert audio["errors"] == 5 and audio["packets"] > 0
+    assert audio["error"] == "an audio packet could not be written: Invalid data found"
+    assert [r.getMessage() for r in vidstream_warnings.records] == [
+        f"{src}: an audio packet could not be written: Invalid data found; it is skipped, "
+        "and later failures are only counted"]
+    assert probe(out)["frames"] == summary.frames == 24
+    assert probe(out)["audio"] == "aac"
+
+
+def test_the_sinks_package_exports():
+    import vidstream.sinks as sinks
+    from vidstream.settings import DEFAULTS
+
+    assert sinks.__all__ == ["FRAGMENTED_MOVFLAGS", "AudioCopier", "ClassCounter",
+                             "DetectionsWriter", "VideoWriter", "check_output"]
+    assert all(getattr(sinks, name) is not None for name in sinks.__all__)
+    writer = VideoWriter("x.mp4")
+    assert (writer.codec, writer.preset) == (DEFAULTS.codec, DEFAULTS.preset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import av
@@ -10,11 +11,13 @@ import pytest
 from media import red_square_clip
 
 from vidstream import (
+    ArraySource,
     CorruptInputError,
     EmptyInputError,
     FrameTooLargeError,
     InputNotFoundError,
     NoVideoStreamError,
+    Pipeline,
     VideoSource,
 )
 from vidstream.sources import is_live, mask_credentials
@@ -121,8 +124,11 @@ def test_truncated_mp4_is_an_error_not_zero_frames(clip, tmp_path):
 
 
 def test_max_pixels_refuses_huge_frames(clip):
-    with pytest.raises(FrameTooLargeError, match=r"320x240 exceeds the limit of 1000 pixels"):
+    with pytest.raises(FrameTooLargeError) as err:
         VideoSource(clip[0], max_pixels=1000).open()
+    # the library names its own parameter, never a command-line flag
+    assert err.value.param == "max_pixels"
+    assert str(err.value).endswith("320x240 exceeds the limit of 1000 pixels (see max_pixels)")
 
 
 def test_credentials_are_masked():
@@ -134,3 +140,29 @@ def test_credentials_are_masked():
 def test_live_detection():
     assert is_live("rtsp://cam/1") and is_live("udp://127.0.0.1:1234") and is_live("/dev/video0")
     assert not is_live("clip.mp4") and not is_live("/tmp/x.ts")
+
+
+def test_array_source_summary_is_json():
+    """Regression: ArraySource put a Fraction in ``StreamInfo.duration_s`` (declared float),
+    so ``json.dumps(summary.to_dict())`` raised TypeError for every ArraySource run."""
+    images = [np.zeros((8, 8, 3), np.uint8)] * 10
+    summary = Pipeline(ArraySource(images, rate=Fraction(30000, 1001))).run()
+    assert isinstance(summary.info.duration_s, float)
+    assert summary.info.duration_s == pytest.approx(10 * 1001 / 30000)
+    assert json.loads(json.dumps(summary.to_dict()))["input"]["duration_s"] == pytest.approx(
+        10 * 1001 / 30000)
+
+
+def test_the_sources_package_exports():
+    """What other modules import from ``vidstream.sources``; the defaults are the settings'."""
+    import vidstream.sources as sources
+    from vidstream.settings import DEFAULTS
+
+    assert sources.__all__ == ["DEFAULT_MAX_DECODE_ERRORS", "DEFAULT_MAX_PIXELS", "LIVE_SCHEMES",
+                               "ArraySource", "VideoSource", "is_live", "mask_credentials"]
+    assert all(getattr(sources, name) is not None for name in sources.__all__)
+    aliases = sources.DEFAULT_MAX_PIXELS, sources.DEFAULT_MAX_DECODE_ERRORS
+    assert aliases == (DEFAULTS.max_pixels, DEFAULTS.max_decode_errors)
+    src = VideoSource("rtsp://cam/1")
+    assert (src.max_pixels, src.stall_timeout, src.reconnect) == (
+        DEFAULTS.max_pixels, DEFAULTS.stall_timeout, DEFAULTS.reconnect)
