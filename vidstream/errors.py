@@ -7,11 +7,11 @@ builtin it naturally is, so callers may catch either::
     ├── InputError (ValueError)                  the input cannot be read as video
     │   ├── InputNotFoundError (FileNotFoundError)
     │   ├── NoVideoStreamError
-    │   ├── FrameTooLargeError                   --max-pixels exceeded
+    │   ├── FrameTooLargeError                   max_pixels exceeded
     │   ├── EmptyInputError                      opened, but no frame decoded
     │   └── CorruptInputError                    too many decode errors / unreadable
     ├── SourceError (ConnectionError)            a live source failed
-    │   └── StallError (TimeoutError)            no frame within --stall-timeout
+    │   └── StallError (TimeoutError)            no frame within stall_timeout
     ├── ModelError (ValueError)                  a model cannot be loaded or called
     │   ├── ModelNotFoundError (FileNotFoundError)
     │   ├── TensorNameError (KeyError)           a name the model does not have
