@@ -366,3 +366,69 @@ def test_leaving_a_with_block_returns_within_the_deadline(caplog):
 
 def test_a_stuck_stage_after_ctrl_c_is_still_an_interruption():
     assert issubclass(ShutdownTimeout, Cancelled) and issubclass(ShutdownTimeout, TimeoutError)
+
+
+def test_sources_open_at_once_so_a_slow_camera_delays_no_other():
+    b_opening = threading.Event()
+
+    class WaitsForB(FakeSource):
+        def open(self):
+            self.saw_b = b_opening.wait(10)  # sequential opening would never see it
+            return super().open()
+
+    class B(FakeSource):
+        def open(self):
+            b_opening.set()
+            return super().open()
+
+    a = WaitsForB(3, at=0)
+    summary = Pipeline([a, B(4, at=8)], [], lambda i: [Collect()]).run()
+    assert a.saw_b
+    assert [r.frames for r in summary.streams] == [3, 4]
+
+
+def test_stream_states_and_batching_in_the_summary():
+    class Reconnecting(FakeSource):
+        """A live source that says it lost its stream after its 3rd frame, until released."""
+
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.lost = threading.Event()
+            self.back = threading.Event()
+
+        @property
+        def reconnecting(self):
+            return self.lost.is_set() and not self.back.is_set()
+
+        def frames(self):
+            for i, frame in enumerate(super().frames()):
+                if i == 3:
+                    self.lost.set()
+                    self.back.wait(10)
+                yield frame
+
+    cam = Reconnecting(6, at=0, live=True)
+    file = FakeSource(8, at=8)
+    stage = BatchSizes(batch_size=2, linger=0)
+    p = Pipeline([cam, file], [stage], lambda i: [Collect()])
+    states = []
+    t = threading.Thread(target=p.run, daemon=True)
+    t.start()
+    cam.lost.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = [r.state for r in p.streams()]
+        if states[1] == "ended":
+            break
+        time.sleep(0.01)
+    assert states == ["reconnecting", "ended"]
+    cam.back.set()
+    t.join(10)
+    summary = p.summary()
+    assert [r.state for r in summary.streams] == ["ended", "ended"]
+    assert summary.batching["batches"] == len(stage.sizes)
+    assert sum(int(k) * v for k, v in summary.batching["histogram"].items()) == 14
+    assert summary.batching["mean"] == pytest.approx(14 / len(stage.sizes))
+    d = summary.to_dict()
+    assert d["batching"] == summary.batching
+    assert all(s["fps"] > 0 and s["wall_s"] > 0 for s in d["streams"])

@@ -129,6 +129,24 @@ class _Stream:
         self.sink_inbox: Channel | None = None
         self.source_thread: threading.Thread | None = None
         self.latency = LatencyHistogram()
+        self.started: float | None = None  # its source began reading
+        self.ended: float | None = None  # its last frame reached the end of the pipeline
+
+    def end(self, state: StreamState) -> None:
+        """The stream is over (written by the one thread that finishes it)."""
+        if self.state in (StreamState.RUNNING, StreamState.CONNECTING):
+            self.state = state
+        if self.ended is None:
+            self.ended = time.perf_counter()
+
+    @property
+    def reported_state(self) -> str:
+        """``running`` split into what a user watching a camera wants to know."""
+        if self.state is StreamState.RUNNING:
+            if self.source.reconnecting:
+                return "reconnecting"
+            return "live" if self.source.live else "running"
+        return self.state.value
 
 
 class Pipeline:
@@ -178,6 +196,7 @@ class Pipeline:
         self._stage_counters = [StageCounters(i) for i in self.stage_ids]
         # per stage, per stream: frames the stage dropped (process returned None)
         self._stage_drops = [[0] * len(self._streams) for _ in self.stages]
+        self._batch_sizes: dict[int, int] = {}  # frames per batch of the first shared stage
         self.latency = LatencyHistogram()
 
         self._cond = threading.Condition(threading.RLock())
@@ -243,8 +262,7 @@ class Pipeline:
                 # stream's first seconds pile up while they load and are then dropped.
                 for stage in self.stages:
                     stage.preload()
-            for s in self._streams:
-                self._open_part(s, s.source, s.source_id)
+            self._open_sources()
             first = self._first_opened()
             for stage, stage_id in zip(self.stages, self.stage_ids, strict=True):
                 t = time.perf_counter()
@@ -260,6 +278,28 @@ class Pipeline:
             raise
         self.info = first.info
         return first.info  # type: ignore[return-value]
+
+    def _open_sources(self) -> None:
+        """Open every source; many at once, so one slow or dead camera delays no other."""
+        if len(self._streams) == 1:
+            s = self._streams[0]
+            self._open_part(s, s.source, s.source_id)
+            return
+        threads = [threading.Thread(target=self._open_part, args=(s, s.source, s.source_id),
+                                    name=f"vidstream-open-{s.source_id}", daemon=True)
+                   for s in self._streams]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.1)  # in slices, so Ctrl-C reaches this thread
+        except BaseException:
+            for s in self._streams:
+                s.source.stop()
+            for t in threads:
+                t.join(DEFAULTS.source_grace_s)
+            raise
 
     def _open_part(self, s: _Stream, part: Source | SinkGroup, part_id: str) -> None:
         t = time.perf_counter()
@@ -277,8 +317,9 @@ class Pipeline:
             if isinstance(part, SinkGroup):
                 self._close_part(s.source)
             return
-        self._opened.append(part)
-        self._open_s[part_id] = time.perf_counter() - t
+        with self._lock:
+            self._opened.append(part)
+            self._open_s[part_id] = time.perf_counter() - t
 
     def _first_opened(self) -> _Stream:
         live = [s for s in self._streams if s.state is not StreamState.FAILED]
@@ -418,16 +459,24 @@ class Pipeline:
             info=self.info,
             details=self.details(),
             streams=streams,
+            batch_sizes=dict(self._batch_sizes),
         )
 
     def _stream_report(self, s: _Stream) -> StreamReport:
         decode_errors = s.source.decode_errors
+        frames = self._stream_frames(s)
+        wall = 0.0
+        if s.started is not None:
+            wall = (s.ended or self._ended_at or time.perf_counter()) - s.started
         return StreamReport(
             index=s.index,
             uri=s.info.uri if s.info is not None else s.source_id,
-            state=s.state.value,
+            state=s.reported_state,
+            wall_s=wall,
+            fps=frames / wall if wall > 0 else 0.0,
+            reconnects=s.source.reconnects,
             error=_one_line(s.error) if s.error is not None else None,
-            frames=self._stream_frames(s),
+            frames=frames,
             frames_in=s.source_counters.items_out + decode_errors,
             dropped=self._stream_dropped(s),
             decode_errors=decode_errors,
@@ -629,6 +678,8 @@ class Pipeline:
             if s.error is None:
                 s.error = _with_context(exc, where, frame)
             s.state = StreamState.FAILED
+            if in_sink:
+                s.end(StreamState.FAILED)
         s.stopping.set()
         s.source.stop()
         if in_sink:  # nothing more can be written: drop what is queued for this stream
@@ -657,7 +708,7 @@ class Pipeline:
 
     def _run_source(self, s: _Stream) -> None:
         c = s.source_counters
-        c.started = time.perf_counter()
+        c.started = s.started = time.perf_counter()
         outbox = s.outbox
         first = self.stages[0] if self.stages else None
         prepare = first.prepare if first is not None and first.has_prepare else None
@@ -713,8 +764,8 @@ class Pipeline:
             self._close_part(s.source, on_error=lambda e: self._stream_failed(
                 s, e, s.source_id, None, in_sink=False))
             self._release(outbox)
-            if s.state is StreamState.RUNNING and not self.stages and not self._has_sinks:
-                s.state = StreamState.ENDED
+            if not self.stages and not self._has_sinks:
+                s.end(StreamState.ENDED)
             c.ended = time.perf_counter()
             self._finished_one()
 
@@ -743,6 +794,8 @@ class Pipeline:
                 c.starved_s += t1 - t0
                 frames = [x for x in batch if not isinstance(x, StreamEnd)]
                 c.items_in += len(frames)
+                if k == 0 and frames:
+                    self._batch_sizes[len(frames)] = self._batch_sizes.get(len(frames), 0) + 1
                 results: list[Frame | None] = []
                 if len(frames) > 1 or (frames and batch_size > 1):
                     results = stage.process_batch(frames)
@@ -789,16 +842,13 @@ class Pipeline:
     def _stream_passed(self, stream: int, k: int) -> None:
         """Stream ``stream`` ended and its last frame left shared stage ``k``."""
         if k == len(self.stages) - 1 and not self._has_sinks:
-            s = self._streams[stream]
-            if s.state is StreamState.RUNNING:
-                s.state = StreamState.ENDED
+            self._streams[stream].end(StreamState.ENDED)
 
     def _streams_end(self) -> None:
         for s in self._streams:
-            if s.state is StreamState.RUNNING:
-                s.state = StreamState.FAILED if self._error is not None else StreamState.ENDED
-                if self._error is not None and s.error is None:
-                    s.error = self._error
+            if s.state is StreamState.RUNNING and self._error is not None and s.error is None:
+                s.error = self._error
+            s.end(StreamState.FAILED if self._error is not None else StreamState.ENDED)
 
     def _run_sink(self, s: _Stream) -> None:
         c = s.sink_counters
@@ -835,11 +885,9 @@ class Pipeline:
                 s, e, s.sink_id, None, in_sink=True))
             self._release(self._output)
             with self._lock:
-                if s.state is StreamState.RUNNING:
-                    if self._error is not None:
-                        s.state, s.error = StreamState.FAILED, s.error or self._error
-                    else:
-                        s.state = StreamState.ENDED
+                if s.state is StreamState.RUNNING and self._error is not None:
+                    s.error = s.error or self._error
+                s.end(StreamState.FAILED if self._error is not None else StreamState.ENDED)
             c.ended = time.perf_counter()
             self._finished_one()
 

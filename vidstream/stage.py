@@ -55,6 +55,16 @@ class Source:
     #: Why the input ended before its stated end (a truncated file), or None.
     ended_early: str | None = None
 
+    @property
+    def reconnects(self) -> int:
+        """Times a live source connected again after losing its stream."""
+        return 0
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while a live source has lost its stream and not yet had a frame back."""
+        return False
+
     def open(self) -> StreamInfo:
         raise NotImplementedError
 

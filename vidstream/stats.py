@@ -150,6 +150,22 @@ class LatencyHistogram:
         # the bucket's geometric middle is within 0.5% of every value in it
         return min(self._LO * math.exp((idx + 0.5) * self._STEP), self.max)
 
+    def cumulative(self, bounds: tuple[float, ...]) -> list[int]:
+        """How many values were at most each of ``bounds`` (seconds), to within 1%.
+
+        >>> h = LatencyHistogram()
+        >>> for ms in (5, 20, 20, 300): h.add(ms / 1000)
+        >>> h.cumulative((0.01, 0.1, 1.0))
+        [1, 3, 4]
+        """
+        edges = np.cumsum(self._counts)
+        out = []
+        for b in bounds:
+            s = min(max(b, self._LO), self._HI)
+            idx = int(math.log(s / self._LO) / self._STEP)
+            out.append(int(edges[min(idx, len(edges) - 1)]))
+        return out
+
     def to_dict(self) -> dict:
         return {
             "p50": round(self.percentile(50) * 1000, 2),

@@ -33,10 +33,16 @@ class StreamReport:
     dropped: int
     decode_errors: int
     ended_early: str | None = None
+    reconnects: int = 0
+    wall_s: float = 0.0  # from its first read to its last frame done
+    fps: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     details: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, cost: CostEstimate | None = None, frames: int = 0) -> dict[str, Any]:
+        """The stream as JSON; with the run's ``cost``, its share (by inferences, out of the
+        run's ``frames``)."""
+        share = self.frames / frames if frames else 0.0
         return {
             "index": self.index,
             "uri": self.uri,
@@ -46,8 +52,16 @@ class StreamReport:
             "frames_in": self.frames_in,
             "dropped": self.dropped,
             "decode_errors": self.decode_errors,
+            "reconnects": self.reconnects,
             "ended_early": self.ended_early,
+            "wall_s": self.wall_s,
+            "fps": self.fps,
             "latency_ms": self.latency.to_dict(),
+            "cost": None if cost is None else {
+                "share": share,
+                "usd_total": cost.usd_total * share,
+                "usd_per_100k_inferences": cost.usd_per_100k_inferences,
+            },
             **self.details,
         }
 
@@ -79,6 +93,15 @@ class Summary:
     details: dict[str, Any] = field(default_factory=dict)
     price: Price | None = None
     streams: list[StreamReport] = field(default_factory=list)
+    batch_sizes: dict[int, int] = field(default_factory=dict)  # frames per batch -> batches
+
+    @property
+    def batching(self) -> dict[str, Any]:
+        """How the first shared stage's batches were filled: count, mean size, histogram."""
+        batches = sum(self.batch_sizes.values())
+        frames = sum(size * n for size, n in self.batch_sizes.items())
+        return {"batches": batches, "mean": frames / batches if batches else 0.0,
+                "histogram": {str(k): v for k, v in sorted(self.batch_sizes.items())}}
 
     def with_price(self, price: Price | None) -> Summary:
         return dataclasses.replace(self, price=price)
@@ -125,6 +148,7 @@ class Summary:
                 "live": info.live,
             },
             **self.details,
-            "streams": [s.to_dict() for s in self.streams],
+            "streams": [s.to_dict(self.cost, self.frames) for s in self.streams],
+            "batching": self.batching,
             "cost": self.cost.to_dict() if self.cost else None,
         }

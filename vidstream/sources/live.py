@@ -106,6 +106,11 @@ class Reconnector:
         self._lost_at: float | None = None
 
     @property
+    def lost(self) -> bool:
+        """The stream was lost and no frame has come back yet."""
+        return self._lost_at is not None
+
+    @property
     def exhausted(self) -> bool:
         """No attempt left."""
         return self.reconnects >= self.attempts

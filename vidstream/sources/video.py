@@ -114,6 +114,10 @@ class VideoSource(Source):
         return self._reconnector.reconnects
 
     @property
+    def reconnecting(self) -> bool:
+        return self._reconnector.lost
+
+    @property
     def gap_s(self) -> float:
         """Seconds without frames because the stream was lost, summed over reconnects."""
         return self._reconnector.gap_s
