@@ -175,6 +175,38 @@ def test_merge_is_round_robin_so_a_long_stream_does_not_starve_a_short_one():
     assert max(i for i, s in enumerate(order) if s == 1) < 12
 
 
+def test_a_live_stream_is_served_before_files():
+    order: list[int] = []
+
+    def record(frame: Frame) -> Frame:
+        if not order:  # hold the first frame until both inboxes are as full as they get
+            deadline = time.monotonic() + 10
+            while p.stats()[2].queue_len < 8 + 7 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        order.append(frame.stream)
+        return frame
+
+    gate = threading.Event()
+
+    class Camera(FakeSource):
+        def frames(self):
+            yield from super().frames()
+            gate.wait(10)  # a camera does not end while the file is read
+
+    p = Pipeline([FakeSource(40, at=0), Camera(8, at=8, live=True)], [record],
+                 lambda i: [Collect()], capacity=8)
+    t = threading.Thread(target=p.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(order) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    t.join(10)
+    # after the first frame, the camera's queued frames all go before the file's
+    assert order[1:9].count(1) >= 7 - (order[0] == 1)
+    assert order.count(1) == 8 and order.count(0) == 40
+
+
 def test_a_stream_ends_on_its_own_while_the_others_run():
     short_closed = threading.Event()
 

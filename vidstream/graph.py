@@ -6,9 +6,11 @@
     source 1 --[inbox 1]--+--> Merge --> shared stages --> Split --[outbox 1]--> sinks of stream 1
     source 2 --[inbox 2]--+    (batches across streams)     (by Frame.stream)   ...
 
-The :class:`Merge` takes frames round-robin from every stream's inbox, so a fast file never
-starves a live camera, and forms batches of up to ``n`` frames within a deadline (DeepStream's
-``batch-size`` and ``batched-push-timeout``). When one stream's inbox is closed and drained, the
+The :class:`Merge` takes frames round-robin from every stream's inbox, live streams first: a
+live camera cannot wait (its inbox drops the oldest frame when full) while a file loses nothing
+by waiting, so a fast file never starves a camera, and files share what is left fairly. It
+forms batches of up to ``n`` frames within a deadline (DeepStream's ``batch-size`` and
+``batched-push-timeout``). When one stream's inbox is closed and drained, the
 merge emits a :class:`StreamEnd` marker for it: the marker travels through the shared stages
 behind that stream's last frame, and the :class:`Split` closes that stream's outbox on it. So
 each stream ends (and its outputs are finalized) on its own, and one stream ending or failing
@@ -55,13 +57,25 @@ class Merge:
     ['a0', 'b0', 'a1']
     >>> merge.get_batch(3, linger=0)
     [StreamEnd(stream=1), 'a2']
+
+    Live streams are served first:
+
+    >>> cam, file = Channel(4, cond=cond), Channel(4, cond=cond)
+    >>> for i in range(3): file.put(f"f{i}"); cam.put(f"c{i}")
+    >>> Merge([file, cam], cond, live=[False, True]).get_batch(4, linger=0)
+    ['c0', 'c1', 'c2', 'f0']
     """
 
-    def __init__(self, channels: list[Channel], cond: threading.Condition) -> None:
+    def __init__(self, channels: list[Channel], cond: threading.Condition,
+                 live: list[bool] | None = None) -> None:
         self.channels = channels
         self._cond = cond
         self._ended: set[int] = set()
-        self._next = 0
+        live = live or [False] * len(channels)
+        # two rings, served in turn: the live streams, then the others
+        self._rings = [[i for i, x in enumerate(live) if x],
+                       [i for i, x in enumerate(live) if not x]]
+        self._next = [0, 0]
         self._aborted = False
 
     def __len__(self) -> int:
@@ -112,28 +126,30 @@ class Merge:
         return out
 
     def _take(self, out: list[Any], wanted: int) -> int:
-        """Moves up to ``wanted`` frames into ``out``, one per stream in turn; returns how many."""
+        """Moves up to ``wanted`` frames into ``out``, one per stream in turn, live streams
+        first; returns how many."""
         taken = 0
-        count = len(self.channels)
-        progress = True
-        while taken < wanted and progress:
-            progress = False
-            start = self._next
-            for k in range(count):
-                i = (start + k) % count
-                if i in self._ended:
-                    continue
-                ch = self.channels[i]
-                if len(ch) and not ch.aborted:
-                    out.append(ch.take_nowait())
-                    taken += 1
-                    progress = True
-                    self._next = (i + 1) % count
-                    if taken == wanted:
-                        break
-                elif ch.closed or ch.aborted:
-                    self._ended.add(i)
-                    out.append(StreamEnd(i))
+        for r, ring in enumerate(self._rings):
+            progress = True
+            while taken < wanted and progress:
+                progress = False
+                start = self._next[r]
+                for k in range(len(ring)):
+                    pos = (start + k) % len(ring)
+                    i = ring[pos]
+                    if i in self._ended:
+                        continue
+                    ch = self.channels[i]
+                    if len(ch) and not ch.aborted:
+                        out.append(ch.take_nowait())
+                        taken += 1
+                        progress = True
+                        self._next[r] = (pos + 1) % len(ring)
+                        if taken == wanted:
+                            break
+                    elif ch.closed or ch.aborted:
+                        self._ended.add(i)
+                        out.append(StreamEnd(i))
         return taken
 
 

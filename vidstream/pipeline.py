@@ -522,7 +522,7 @@ class Pipeline:
                 s.outbox = out
         if self.stages:
             self._merge = Merge([s.outbox for s in self._streams if s.outbox is not None],
-                                self._cond)
+                                self._cond, [s.source.live for s in self._streams])
             self._links = [Channel(self.capacity, name=f"to-{i}") for i in self.stage_ids[1:]]
             outboxes = [s.sink_inbox for s in self._streams] if self._has_sinks else None
             self._split = Split(n, outboxes, None if self._has_sinks else out)  # type: ignore[arg-type]
