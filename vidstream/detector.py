@@ -179,6 +179,10 @@ class Detector(Stage):
     test double) or a plain callable. Loading happens in ``open()``, timed as
     ``model_load_s``. A predictor that is not ``thread_safe`` is called under a lock, so one
     may serve several pipelines.
+
+    ``track_floor``: for a tracker after this stage, also keep the detections scoring in
+    ``[track_floor, threshold)``, as ``frame.detections.low``; the detections themselves (what
+    sinks draw and write) stay those at or above ``threshold``.
     """
 
     name = "detect"
@@ -196,15 +200,20 @@ class Detector(Stage):
         backend: str = DEFAULTS.backend,
         threads: int | None = None,
         progress: Callable[[str], None] | None = None,
+        track_floor: float | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {threshold}",
                               param="threshold")
+        if track_floor is not None and not 0.0 <= track_floor <= 1.0:
+            raise ConfigError(f"track floor must be between 0 and 1, got {track_floor}",
+                              param="track_floor")
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}", param="batch_size")
         check_backend(backend)
         self.model = model if model is not None else DEFAULTS.model
         self.threshold = threshold
+        self.track_floor = track_floor
         self.batch_size = batch_size
         self.labels = dict(labels) if labels is not None else COCO_LABELS
         self.keep = class_ids_for(classes, self.labels) if classes else None
@@ -313,6 +322,7 @@ class Detector(Stage):
                 boxes[i], scores[i], classes[i], f.width, f.height,
                 num=None if num is None else float(np.reshape(num, -1)[i]),
                 threshold=self.threshold, labels=self.labels, keep=self.keep,
+                low_floor=self.track_floor,
             )
             out.append(f.with_detections(dets))
         return out
@@ -344,6 +354,8 @@ class Detector(Stage):
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"batch_size": self.batch_size, "threshold": self.threshold}
+        if self.track_floor is not None:
+            info["track_floor"] = self.track_floor
         if self.predictor is not None:
             info.update(self.predictor.describe())
         info.setdefault("model", str(self.model))

@@ -28,6 +28,8 @@ from .detections import Detections
 if TYPE_CHECKING:
     import av
 
+    from .tracking.counting import CountEvent
+
 
 @dataclass(frozen=True, eq=False)
 class Frame:
@@ -38,6 +40,8 @@ class Frame:
     detectors take. ``detections`` is set by the detector stage. ``stream`` is the position of
     the frame's source in the pipeline (0 for a single-stream pipeline): frames of many
     streams share the stages between the merge and the split, and find their own sinks by it.
+    ``events`` are what happened at this frame (a tracked object crossing a counting line,
+    entering or leaving a zone), set by the tracker stage.
     """
 
     index: int
@@ -46,6 +50,7 @@ class Frame:
     picture: Any = field(repr=False)  # av.VideoFrame, or an RGB ndarray (1, H, W, 3)
     detections: Detections | None = None
     stream: int = 0
+    events: tuple[CountEvent, ...] = field(default=(), repr=False)
     created: float = field(default_factory=time.perf_counter, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -132,6 +137,10 @@ class Frame:
         """A copy carrying ``detections`` (conversions already made are shared)."""
         return dataclasses.replace(self, detections=detections)
 
+    def with_events(self, events: tuple[CountEvent, ...]) -> Frame:
+        """A copy carrying ``events`` (after those it had)."""
+        return dataclasses.replace(self, events=self.events + tuple(events))
+
     def with_image(self, image: np.ndarray) -> Frame:
         """A copy showing ``image`` (RGB uint8, ``(H, W, 3)`` or ``(1, H, W, 3)``) instead of
         the picture; index, timestamps and detections stay. This is how a stage edits pixels:
@@ -144,7 +153,8 @@ class Frame:
         """
         new = Frame.from_array(np.ascontiguousarray(image), self.index, self.pts,
                                self.time_base, self.stream)
-        return dataclasses.replace(new, detections=self.detections, created=self.created)
+        return dataclasses.replace(new, detections=self.detections, events=self.events,
+                                   created=self.created)
 
 
 @dataclass(frozen=True)

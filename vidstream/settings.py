@@ -41,6 +41,15 @@ class Settings:
     source_grace_s: float = 1.0  # after stop(): how long to wait for a source stuck in a read
     # display
     progress_interval: float = 5.0
+    # tracking (ByteTrack, fitted to the default detector: see vidstream.tracking)
+    track_floor: float = 0.1  # lowest score a tracker sees (its second association)
+    track_activation: float | None = None  # None: the detector's threshold
+    track_buffer_s: float = 1.0  # how long a lost track may be found again (stream time)
+    track_min_iou: float = 0.2  # least IoU to match a track's prediction and a detection
+    track_min_frames: int = 3  # consecutive matched frames before a track gets an id
+    # counting (lines and zones)
+    count_anchor: str = "center"  # the point of a box that crosses: center or bottom
+    count_margin: float = 0.15  # hysteresis: how far past a line, in box sizes across it
 
 
 DEFAULTS = Settings()
@@ -48,3 +57,4 @@ DEFAULTS = Settings()
 #: The choices of the settings that take one of a few words.
 DEVICES = ("auto", "cpu", "gpu")
 BACKENDS = ("auto", "tf", "tflite")
+ANCHORS = ("center", "bottom")
