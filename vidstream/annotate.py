@@ -1,4 +1,4 @@
-"""Drawing detections: boxes, labels and scores, with OpenCV.
+"""Drawing detections: boxes, labels, scores and track ids, counting lines and zones, with OpenCV.
 
 >>> import numpy as np
 >>> from vidstream.detections import Detections
@@ -6,17 +6,33 @@
 >>> d = Detections(np.array([[20, 30, 200, 220]]), np.array([0.9]), np.array([1]))
 >>> Annotator().annotate(img, d) is img and bool(img.any())
 True
+
+With counting lines, each line is drawn with its running ``in``/``out`` counts, taken from the
+crossing events the tracker puts on each frame (``frame.events``):
+
+>>> from vidstream.tracking import parse_line
+>>> a = Annotator(lines=[parse_line("door:0.5,0,0.5,1")])
+>>> a.overlay_text(), a.has_overlays
+(['door in 0 out 0'], True)
 """
 
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .detections import Detections
+
+if TYPE_CHECKING:
+    from .tracking.counting import CountEvent, Line, Zone
+
+LINE_COLOR = (0, 255, 255)  # BGR yellow: counting lines
+ZONE_COLOR = (255, 128, 0)  # BGR blue: zones
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -51,9 +67,47 @@ class Annotator:
     Line width and text size follow the image height, so 480p and 4K both read well.
     """
 
-    def __init__(self, show_scores: bool = True, thickness: int | None = None) -> None:
+    def __init__(self, show_scores: bool = True, thickness: int | None = None, *,
+                 lines: Sequence[Line] = (), zones: Sequence[Zone] = ()) -> None:
         self.show_scores = show_scores
         self.thickness = thickness
+        self.lines = list(lines)
+        self.zones = list(zones)
+        self.counts = {line.name: {"in": 0, "out": 0} for line in self.lines}
+
+    @property
+    def has_overlays(self) -> bool:
+        """Whether there is something to draw on every frame, detections or not."""
+        return bool(self.lines or self.zones)
+
+    def note(self, events: Iterable[CountEvent]) -> None:
+        """Count the line crossings among a frame's events (what the lines show)."""
+        for e in events:
+            if e.kind == "line" and e.name in self.counts and e.direction in ("in", "out"):
+                self.counts[e.name][e.direction] += 1
+
+    def overlay_text(self) -> list[str]:
+        return [f"{name} in {c['in']} out {c['out']}" for name, c in self.counts.items()]
+
+    def _overlays(self, h: int, w: int) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                  list[tuple[str, tuple[int, int]]]]:
+        """Pixel polylines of the lines and zones, and their captions with positions."""
+        lines, zones, captions = [], [], []
+        for line, text in zip(self.lines, self.overlay_text(), strict=True):
+            px = line.in_pixels(w, h)
+            pts = np.array([px.start, px.end], np.float64).round().astype(np.int32)
+            pts[:, 0] = pts[:, 0].clip(0, w - 1)
+            pts[:, 1] = pts[:, 1].clip(0, h - 1)
+            lines.append(pts)
+            x, y = pts.min(axis=0)
+            captions.append((text, (int(x) + 4, max(int(y) + 20, 20))))
+        for zone in self.zones:
+            pz = zone.in_pixels(w, h)
+            pts = np.array(pz.points, np.float64).round().astype(np.int32)
+            zones.append(pts)
+            x, y = pts.min(axis=0)
+            captions.append((zone.name, (max(int(x), 0) + 4, max(int(y), 0) + 20)))
+        return lines, zones, captions
 
     def _style(self, h: int) -> tuple[int, float, int]:
         t = self.thickness or max(1, round(h / 360))
@@ -67,18 +121,29 @@ class Annotator:
             x1, x2 = max(0, min(x1, w - 1)), max(0, min(x2, w - 1))
             y1, y2 = max(0, min(y1, h - 1)), max(0, min(y2, h - 1))
             text = f"{d.label} {d.score:.2f}" if self.show_scores else d.label
+            if d.track is not None and d.track >= 0:
+                text = f"#{d.track} {text}"
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
             ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
             tags.append(_Tag((x1, y1, x2, y2), class_color(d.class_id), text,
                              (x1 + 1, ty - base + 1), (x1, ty - th - base, x1 + tw + 2, ty + 2)))
         return tags
 
-    def annotate(self, image: np.ndarray, detections: Detections | None) -> np.ndarray:
+    def annotate(self, image: np.ndarray, detections: Detections | None,
+                 events: Iterable[CountEvent] = ()) -> np.ndarray:
         """Draw on a BGR ``(H, W, 3)`` image; returns it."""
-        if detections is None or len(detections) == 0:
-            return image
+        self.note(events)
         h, w = image.shape[:2]
         t, scale, weight = self._style(h)
+        if self.has_overlays:
+            lines, zones, captions = self._overlays(h, w)
+            cv2.polylines(image, lines, False, LINE_COLOR, t + 1, cv2.LINE_AA)
+            cv2.polylines(image, zones, True, ZONE_COLOR, t, cv2.LINE_AA)
+            for text, origin in captions:
+                cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, LINE_COLOR,
+                            weight, cv2.LINE_AA)
+        if detections is None or len(detections) == 0:
+            return image
         for tag in self._tags(h, w, detections):
             x1, y1, x2, y2 = tag.box
             cv2.rectangle(image, (x1, y1), (x2, y2), tag.color, t, cv2.LINE_AA)
@@ -89,13 +154,27 @@ class Annotator:
         return image
 
     def annotate_yuv420(self, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                        detections: Detections | None) -> None:
+                        detections: Detections | None,
+                        events: Iterable[CountEvent] = ()) -> None:
         """Draw on the planes of a 4:2:0 picture: ``y`` is (H, W), ``u``/``v`` (H/2, W/2)."""
-        if detections is None or len(detections) == 0:
-            return
+        self.note(events)
         h, w = y.shape[:2]
         t, scale, weight = self._style(h)
         tc = max(1, t // 2)
+        if self.has_overlays:
+            lines, zones, captions = self._overlays(h, w)
+            for shapes, color, closed, width in ((lines, LINE_COLOR, False, t + 1),
+                                                 (zones, ZONE_COLOR, True, t)):
+                cy, cu, cv = bgr_to_yuv(color)
+                cv2.polylines(y, shapes, closed, cy, width)
+                half = [p // 2 for p in shapes]
+                cv2.polylines(u, half, closed, cu, max(1, width // 2))
+                cv2.polylines(v, half, closed, cv, max(1, width // 2))
+            for text, origin in captions:
+                cv2.putText(y, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 235, weight,
+                            cv2.LINE_AA)
+        if detections is None or len(detections) == 0:
+            return
         for tag in self._tags(h, w, detections):
             cy, cu, cv = bgr_to_yuv(tag.color)
             x1, y1, x2, y2 = tag.box

@@ -15,6 +15,9 @@ Metrics (names follow Prometheus conventions; ``stream`` is the stream's index, 
 * per stage: ``vidstream_stage_items_total``, ``vidstream_stage_busy_seconds_total``,
   ``vidstream_stage_starved_seconds_total``, ``vidstream_stage_blocked_seconds_total``,
   ``vidstream_stage_queue_depth``, ``vidstream_stage_queue_capacity``;
+* counting (with ``--track`` and lines or zones): ``vidstream_line_crossings_total``
+  (labels ``stream``, ``line``, ``direction``, ``label``), ``vidstream_zone_occupancy`` and
+  ``vidstream_zone_entries_total`` (labels ``stream``, ``zone``, ``label``);
 * the run: ``vidstream_frames_total``, ``vidstream_batch_size`` (histogram of the first shared
   stage's batches), ``vidstream_frame_latency_seconds`` (histogram), and
   ``vidstream_cost_usd_total`` (the price of the time run so far, when the run is priced).
@@ -105,6 +108,8 @@ class PipelineCollector:
         yield depth
         yield capacity
 
+        yield from self._counts(streams, CounterMetricFamily, GaugeMetricFamily)
+
         summary = p.summary()
         yield CounterMetricFamily("vidstream_frames", "Frames done, every stream",
                                   value=summary.frames)
@@ -129,6 +134,35 @@ class PipelineCollector:
             yield CounterMetricFamily(
                 "vidstream_cost_usd", f"Dollars of run time at {self.price.name}'s rate",
                 value=self.price.usd_per_hour * p.elapsed_s / 3600)
+
+
+    def _counts(self, streams: list[Any], counter: Any, gauge: Any) -> Iterator[Any]:
+        """Line crossings and zone occupancy from the stages that count per stream."""
+        crossings = counter("vidstream_line_crossings", "Tracks that crossed a counting line",
+                            labels=["stream", "line", "direction", "label"])
+        occupancy = gauge("vidstream_zone_occupancy", "Tracks in a zone now",
+                          labels=["stream", "zone", "label"])
+        entries = counter("vidstream_zone_entries", "Tracks that entered a zone",
+                          labels=["stream", "zone", "label"])
+        found = False
+        for r in streams:
+            for stage in self.pipeline.stages:
+                counts = stage.describe_stream(r.index)
+                for line, c in (counts.get("lines") or {}).items():
+                    found = True
+                    for label, by in (c.get("by_class") or {}).items():
+                        for direction in ("in", "out"):
+                            crossings.add_metric([str(r.index), line, direction, label],
+                                                 by.get(direction, 0))
+                for zone, z in (counts.get("zones") or {}).items():
+                    found = True
+                    for label, by in (z.get("by_class") or {}).items():
+                        occupancy.add_metric([str(r.index), zone, label], by["occupancy"])
+                        entries.add_metric([str(r.index), zone, label], by["entries"])
+        if found:
+            yield crossings
+            yield occupancy
+            yield entries
 
 
 @dataclass

@@ -482,8 +482,17 @@ class Pipeline:
             decode_errors=decode_errors,
             ended_early=s.source.ended_early,
             latency=s.latency,
-            details=dict(s.source.describe()) if len(self._streams) > 1 else {},
+            details=self._stream_details(s) if len(self._streams) > 1 else {},
         )
+
+    def _stream_details(self, s: _Stream) -> dict[str, Any]:
+        """What stream ``s``'s source, the shared stages (of it) and its sinks say."""
+        details: dict[str, Any] = dict(s.source.describe())
+        for stage in self.stages:
+            details.update(stage.describe_stream(s.index))
+        for sink in s.group.sinks:
+            details.update(sink.describe())
+        return details
 
     def _stream_frames(self, s: _Stream) -> int:
         """Frames of stream ``s`` that reached the end of the pipeline."""

@@ -140,6 +140,11 @@ class Stage(_Processor):
         """Load what takes long (a model) now: called before a live source connects, so its
         first seconds are not dropped while the model loads."""
 
+    def describe_stream(self, stream: int) -> Mapping[str, Any]:
+        """Facts about one stream for its entry in the summary's ``streams`` (a tracker's
+        counts per stream), when the stage keeps state per stream."""
+        return {}
+
     @property
     def has_prepare(self) -> bool:
         return type(self).prepare is not Stage.prepare
