@@ -46,11 +46,13 @@ class DetectionsWriter(Sink):
                 raise OutputError(f"{self.path}: the writer is closed")
             self.open()
             assert self._fh is not None
-        record = {
+        record: dict[str, Any] = {
             "index": frame.index,
             "time": None if frame.time is None else round(frame.time, 6),
             "detections": frame.detections.to_json() if frame.detections is not None else [],
         }
+        if frame.events:  # a tracked object crossed a line or entered or left a zone
+            record["events"] = [e.to_json() for e in frame.events]
         # a line per frame, flushed: an interrupted run keeps every frame it wrote
         self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._fh.flush()

@@ -195,20 +195,24 @@ class VideoWriter(Sink):
     def _picture(self, frame: Frame) -> Any:
         src = frame.picture
         dets = frame.detections if self.annotate else None
+        # counting lines and zones are drawn on every frame, detections or not
+        draw = self.annotate and (bool(dets is not None and len(dets))
+                                  or self.annotator.has_overlays)
         if isinstance(src, av.VideoFrame):
             picture = src
             if (picture.width, picture.height) != self._size or picture.format.name != "yuv420p":
                 picture = picture.reformat(width=self._size[0], height=self._size[1],
                                            format="yuv420p")
-            if dets is not None and len(dets):
+            if draw:
                 # Draw on the decoded planes themselves: no RGB round trip, no copy unless
                 # the decoder still references the buffer (make_writable copies then).
                 picture.make_writable()
-                self.annotator.annotate_yuv420(*_planes(picture), dets)
+                self.annotator.annotate_yuv420(*_planes(picture), dets, frame.events)
         else:
             image = src[0]
-            if dets is not None and len(dets):
-                image = self.annotator.annotate(image[:, :, ::-1].copy(), dets)  # OpenCV: BGR
+            if draw:
+                image = self.annotator.annotate(image[:, :, ::-1].copy(), dets,  # OpenCV: BGR
+                                                frame.events)
                 picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             else:
                 picture = av.VideoFrame.from_ndarray(image, format="rgb24")
