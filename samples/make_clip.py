@@ -1,5 +1,6 @@
-"""Make sample clips with known content, from real photos. Nothing here is downloaded at run
-time except, for the ``traffic`` scene, a street photo taken from a PyPI package with ``pip``.
+"""Make sample clips with known content, from real photos. Nothing here is downloaded: the
+photos come from packages already installed (scikit-image's bundled images) or from a file you
+name.
 
     python samples/make_clip.py build/photos.mp4 --scene photos --frames 90 --audio
     python samples/make_clip.py build/traffic.mp4 --scene traffic --frames 240
@@ -9,21 +10,18 @@ Scenes:
 * ``photos``: scikit-image's bundled ``astronaut`` (a person) and ``coffee`` (a cup) glide over
   a plain background. ``--truth FILE`` writes, per frame, where the person and the cup are:
   the ground truth for accuracy tests.
-* ``traffic``: a city bus with pedestrians (``bus.jpg`` from the ``ultralytics`` wheel, fetched
-  once with ``pip download`` into the vidstream cache) and a motorcycle (scikit-image's bundled
-  ``motorcycle_left``) panning across a 1080p frame. Without the bus photo (no pip access) the
-  motorcycle alone is used.
+* ``traffic``: a motorcycle (scikit-image's bundled ``motorcycle_left``) panning across a
+  road, and a city bus with pedestrians when a bus photo is at hand: ``--bus-photo FILE``, or
+  ``assets/bus.jpg`` of the ``ultralytics`` package if it is installed. Without one, the
+  motorcycle alone is used, and the script says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -89,33 +87,27 @@ def skimage_photo(name: str) -> np.ndarray:
     return getattr(skimage.data, name)()
 
 
-def bus_photo() -> np.ndarray | None:
-    """``bus.jpg`` from the ``ultralytics`` wheel, cached; None when pip cannot fetch it."""
+def bus_photo(path: str | Path | None = None) -> np.ndarray | None:
+    """A street photo with a bus, from ``path``, else from the ``ultralytics`` package when
+    it is installed (it ships ``assets/bus.jpg``); None otherwise. Nothing is downloaded.
+    """
     import cv2
 
-    cache = Path(os.environ.get("VIDSTREAM_CACHE") or
-                 Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidstream")
-    path = cache / "media" / "bus.jpg"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 "--quiet", "--dest", tmp, "ultralytics"],
-                capture_output=True, text=True, check=False,
-            )
-            wheels = list(Path(tmp).glob("ultralytics-*.whl"))
-            if done.returncode != 0 or not wheels:
-                print("make_clip: could not fetch bus.jpg with pip; using the motorcycle only",
-                      file=sys.stderr)
-                return None
-            with zipfile.ZipFile(wheels[0]) as wheel:
-                path.write_bytes(wheel.read("ultralytics/assets/bus.jpg"))
+    if path is None:
+        spec = importlib.util.find_spec("ultralytics")  # located, not imported
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "bus.jpg"
+        if not Path(path).exists():
+            return None
     image = cv2.imread(str(path))
-    return None if image is None else np.ascontiguousarray(image[:, :, ::-1])
+    if image is None:
+        raise SystemExit(f"make_clip: {path}: not an image")
+    return np.ascontiguousarray(image[:, :, ::-1])
 
 
-def scene_sprites(scene: str, width: int, height: int) -> tuple[np.ndarray, list[Sprite]]:
+def scene_sprites(scene: str, width: int, height: int, bus: str | Path | None = None
+                  ) -> tuple[np.ndarray, list[Sprite]]:
     """The background and the moving photos of ``scene`` at ``width`` x ``height``."""
     s = height / 1080
     if scene == "photos":
@@ -132,7 +124,7 @@ def scene_sprites(scene: str, width: int, height: int) -> tuple[np.ndarray, list
         return background, sprites
     if scene == "traffic":
         moto = _resize(skimage_photo("motorcycle"), round(560 * s))
-        bus = bus_photo()
+        bus = bus_photo(bus)
         background = np.full((height, width, 3), 96, np.uint8)
         background[int(height * 0.55):] = 64  # a road
         sprites = [Sprite("motorcycle", moto, (width - moto.shape[1] - 40 * s, 470 * s),
@@ -157,9 +149,9 @@ def render(background: np.ndarray, sprites: list[Sprite], t: float) -> np.ndarra
     return frame
 
 
-def frames(scene: str, width: int, height: int, count: int
+def frames(scene: str, width: int, height: int, count: int, bus: str | Path | None = None
            ) -> Iterator[tuple[np.ndarray, list[dict]]]:
-    background, sprites = scene_sprites(scene, width, height)
+    background, sprites = scene_sprites(scene, width, height, bus)
     for i in range(count):
         t = i / max(count - 1, 1)
         truth = []
@@ -215,13 +207,14 @@ def make_clip(
     count: int = 90,
     rate: Fraction = Fraction(30000, 1001),
     audio: bool = False,
+    bus: str | Path | None = None,
     **kwargs: Any,
 ) -> list[list[dict]]:
     """Encode a clip of ``scene``; returns the per-frame ground truth."""
     truth: list[list[dict]] = []
 
     def images() -> Iterator[np.ndarray]:
-        for image, boxes in frames(scene, width, height, count):
+        for image, boxes in frames(scene, width, height, count, bus):
             truth.append(boxes)
             yield image
 
@@ -263,10 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", default="30000/1001", help="frame rate, e.g. 25 or 30000/1001")
     parser.add_argument("--audio", action="store_true", help="add a 440 Hz AAC tone")
     parser.add_argument("--truth", help="write the per-frame ground truth JSON here")
+    parser.add_argument("--bus-photo", metavar="FILE",
+                        help="traffic scene: a street photo to add (default: the ultralytics "
+                        "package's bus.jpg when it is installed; nothing is downloaded)")
     args = parser.parse_args(argv)
+    if args.scene == "traffic" and bus_photo(args.bus_photo) is None:
+        print("make_clip: no bus photo here (--bus-photo FILE, or the ultralytics package's "
+              "assets/bus.jpg): the traffic scene has the motorcycle only", file=sys.stderr)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     truth = make_clip(args.output, scene=args.scene, width=args.width, height=args.height,
-                      count=args.frames, rate=Fraction(args.rate), audio=args.audio)
+                      count=args.frames, rate=Fraction(args.rate), audio=args.audio,
+                      bus=args.bus_photo)
     if args.truth:
         Path(args.truth).write_text(json.dumps(truth))
     print(f"wrote {args.output}: {args.frames} frames {args.width}x{args.height} "

@@ -121,3 +121,24 @@ def test_no_dashboard_and_quiet(paced_clip, tiny_model, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert r.stderr == "" and r.stdout == ""
+
+
+def test_final_table_shows_a_reference_price_as_such_and_small_costs_unrounded():
+    """Issue 11 items 11 and 13: a cheap, fast run is not "$0.00"; a default price says so."""
+    import io
+
+    from rich.console import Console
+
+    from vidstream.cli.dashboard import summary_table
+    from vidstream.cost import resolve_price
+    from vidstream.stats import LatencyHistogram
+    from vidstream.summary import Summary
+
+    s = Summary(frames=5000, wall_s=1.0, fps=5000.0, model_load_s=0.1,
+                latency=LatencyHistogram(), stages=[]).with_price(resolve_price())
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(summary_table(s))
+    text = console.export_text()
+    # $0.08925/h at 5000 inferences/s: $0.000496 per 100k
+    assert "$0.00 per 100k" not in text and "$0.00050 per 100k" in text
+    assert "priced at the reference rate of c7i.large ($0.08925/h); --instance to change" in text

@@ -289,7 +289,10 @@ def test_open_timeout(stream, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("url", ["rtsp://127.0.0.1:{port}/cam", "rtmp://127.0.0.1:{port}/live",
                                  "http://127.0.0.1:{port}/live.ts", "tcp://127.0.0.1:{port}",
-                                 "rtsp://admin:hunter2@127.0.0.1:{port}/cam"])
+                                 "rtsp://admin:hunter2@127.0.0.1:{port}/cam",
+                                 # issue 11 item 2: an @ in the password, a query secret
+                                 "rtsp://admin:hun@ter2@127.0.0.1:{port}/cam",
+                                 "http://127.0.0.1:{port}/live.ts?token=hunter2&fps=30"])
 def test_refused_connection_is_one_clean_line(url, tmp_path, monkeypatch, capsys):
     import socket
 
@@ -302,9 +305,10 @@ def test_refused_connection_is_one_clean_line(url, tmp_path, monkeypatch, capsys
     code = main(["detect", url, "-o", str(tmp_path / "o.mp4"), "-q"])
     assert code == 1 and time.monotonic() - t0 < 5
     err = capsys.readouterr().err.strip()
-    shown = url.replace("admin:hunter2@", "***@")
+    shown = (url.replace("admin:hunter2@", "***@").replace("admin:hun@ter2@", "***@")
+             .replace("token=hunter2", "token=***"))
     assert err == f"vidstream: error: {shown}: cannot open: Connection refused"
-    assert "hunter2" not in err
+    assert "hunter2" not in err and "ter2" not in err
     assert not (tmp_path / "o.mp4").exists()
 
 

@@ -166,3 +166,31 @@ def test_the_sources_package_exports():
     src = VideoSource("rtsp://cam/1")
     assert (src.max_pixels, src.stall_timeout, src.reconnect) == (
         DEFAULTS.max_pixels, DEFAULTS.stall_timeout, DEFAULTS.reconnect)
+
+
+# -- issue 11, item 2: every form of credential is masked ----------------------------------
+@pytest.mark.parametrize(("uri", "shown"), [
+    # FFmpeg splits user-info from host at the LAST @ before the path: so must the mask
+    ("rtsp://user:p@ss@word@cam.local/x", "rtsp://***@cam.local/x"),
+    ("rtsp://user:p@ss@10.0.0.5:554/live?x=1", "rtsp://***@10.0.0.5:554/live?x=1"),
+    ("https://cam/live.m3u8?token=abc123&fps=30", "https://cam/live.m3u8?token=***&fps=30"),
+    ("rtsp://cam/stream?user=admin&password=hunter2", "rtsp://cam/stream?user=admin&password=***"),
+    ("http://h/v.ts?api_key=K&auth=A&sig=S&X-Amz-Signature=Z&secret=Q",
+     "http://h/v.ts?api_key=***&auth=***&sig=***&X-Amz-Signature=***&secret=***"),
+    ("rtmp://u:pw@h/app?access_token=T", "rtmp://***@h/app?access_token=***"),
+    ("/videos/a@b.mp4", "/videos/a@b.mp4"),
+])
+def test_every_form_of_credential_is_masked(uri, shown):
+    assert mask_credentials(uri) == shown
+    assert VideoSource(uri).display == shown
+
+
+def test_urls_inside_messages_and_records_are_masked():
+    from vidstream.sources.uri import mask_record, mask_text
+
+    line = "lost rtsp://u:p@ss@word@h/x: 'http://h/y?token=t0k' again"
+    assert mask_text(line) == "lost rtsp://***@h/x: 'http://h/y?token=***' again"
+    record = {"error": line, "streams": [{"uri": "rtsp://a:b@c@h/x"}], "frames": 3}
+    masked = mask_record(record)
+    assert "ss@word" not in str(masked) and "t0k" not in str(masked) and "b@c" not in str(masked)
+    assert masked["frames"] == 3

@@ -24,6 +24,7 @@ never evaluated or imported. Every error names the file, the key and what was ex
 from __future__ import annotations
 
 import dataclasses
+import math
 import string
 import tomllib
 from collections.abc import Mapping
@@ -95,8 +96,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "max_decode_errors": ("max_decode_errors", (int,), "an integer >= 0"),
         "threads": ("decoder_threads", (int,), "an integer >= 0"),
         "reconnect": ("reconnect", (int,), "an integer >= 0"),
-        "reconnect_delay": ("reconnect_delay", (int, float), "seconds, a number > 0"),
-        "stall_timeout": ("stall_timeout", (int, float), "seconds, a number > 0"),
+        "reconnect_delay": ("reconnect_delay", (int, float), "seconds, a finite number > 0"),
+        "stall_timeout": ("stall_timeout", (int, float), "seconds, a finite number > 0"),
         "realtime": ("realtime", (bool,), "true or false"),
         "queue": ("queue_size", (int,), "an integer >= 1"),
         "leaky": ("leaky", (bool,), "true or false"),
@@ -263,12 +264,17 @@ def validate(cfg: RunConfig, where: str = "options",
 
     if not cfg.input:
         raise ConfigError(f"{where}: no input: expected {key('input')} (a file or URL)")
-    if not 0 <= cfg.threshold <= 1:
+    # "not (x >= low)" rather than "x < low": nan compares false both ways, and a nan or inf
+    # timeout never fires (a silent source hung for ever)
+    if not (_finite(cfg.threshold) and 0 <= cfg.threshold <= 1):
         raise bad("threshold", "a number between 0 and 1")
-    if cfg.batch_size < 1:
+    if not cfg.batch_size >= 1:
         raise bad("batch_size", "an integer >= 1")
     if cfg.queue_size < 1:
         raise bad("queue_size", "an integer >= 1")
+    if cfg.queue_size > DEFAULTS.max_queue_size:  # each queue holds whole frames
+        raise bad("queue_size", f"at most {DEFAULTS.max_queue_size} (frames per queue; a "
+                  "1080p frame is 6 MB)")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise bad("max_frames", "an integer >= 1")
     if cfg.max_pixels < 1:
@@ -281,18 +287,19 @@ def validate(cfg: RunConfig, where: str = "options",
         raise bad("tf_threads", "an integer >= 1")
     if cfg.reconnect < 0:
         raise bad("reconnect", "an integer >= 0")
-    if cfg.reconnect_delay <= 0:
-        raise bad("reconnect_delay", "a number > 0")
-    if cfg.stall_timeout <= 0:
-        raise bad("stall_timeout", "a number > 0")
+    if not (_finite(cfg.reconnect_delay) and cfg.reconnect_delay > 0):
+        raise bad("reconnect_delay", "a finite number of seconds > 0")
+    if not (_finite(cfg.stall_timeout) and cfg.stall_timeout > 0):
+        raise bad("stall_timeout", "a finite number of seconds > 0")
     if cfg.device not in DEVICES:
         raise bad("device", _one_of(DEVICES))
     if cfg.backend not in BACKENDS:
         raise bad("backend", _one_of(BACKENDS))
     if cfg.crf is not None and not 0 <= cfg.crf <= 51:
         raise bad("crf", "an integer 0-51")
-    if cfg.price_per_hour is not None and cfg.price_per_hour < 0:
-        raise bad("price_per_hour", "a number >= 0")
+    if cfg.price_per_hour is not None and not (_finite(cfg.price_per_hour)
+                                               and cfg.price_per_hour >= 0):
+        raise bad("price_per_hour", "a finite number >= 0")
     if cfg.classes is not None:
         from .detector import class_ids_for
 
@@ -305,6 +312,12 @@ def validate(cfg: RunConfig, where: str = "options",
             f"{where}: nothing to write: expected at least one of "
             + ", ".join(key(name) for name in _OUTPUTS)
         )
+
+
+def _finite(value: Any) -> bool:
+    """A real, finite number (bools are not numbers here)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:

@@ -4,17 +4,27 @@
 2.23
 >>> price = lookup("c5.4xlarge")
 >>> price.usd_per_hour, price.region, price.date
-(0.68, 'us-west-2', '2019')
+(0.68, 'us-east-1', '2026-11')
+>>> lookup("c5.4xlarge-2019").region                          # the write-up's row
+'us-west-2'
+
+A run priced at no instance is priced at the reference instance (:data:`DEFAULTS
+<vidstream.settings.DEFAULTS>`'s ``reference_instance``), and says so:
+
+>>> resolve_price().reference, resolve_price().name == DEFAULTS.reference_instance
+(True, True)
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
+from .settings import DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -31,9 +41,22 @@ class Price:
     gpu: str | None = None
     gpu_memory_gib: float | None = None
     retired: bool = False
+    reference: bool = False  # chosen by default, not by the user: shown as such
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def note(self) -> str:
+        """What a price stands for, in words (empty for a price the user chose).
+
+        >>> Price("c7i.large", 0.08925, reference=True).note
+        'priced at the reference rate of c7i.large ($0.08925/h); --instance to change'
+        """
+        if not self.reference:
+            return ""
+        return (f"priced at the reference rate of {self.name} (${self.usd_per_hour:g}/h); "
+                "--instance to change")
 
 
 def usd_per_100k_inferences(usd_per_hour: float, inferences_per_s: float) -> float:
@@ -87,12 +110,29 @@ def _rows(data: object, where: str, param: str | None = None) -> dict[str, Price
 
 
 def lookup(name: str, catalog: str | Path | None = None) -> Price:
-    """The catalog row called ``name``; the error lists the names there are."""
+    """The catalog row called ``name``; the error suggests the closest names there are.
+
+    >>> lookup("c5.xlarge").usd_per_hour
+    0.17
+    >>> try:
+    ...     lookup("c5.xlarg")
+    ... except ConfigError as e:
+    ...     print(e.message.split("?")[0])
+    unknown instance 'c5.xlarg'; did you mean c5.xlarge, c5.9xlarge, c5.4xlarge
+    """
     rows = load_catalog(catalog)
-    if name not in rows:
-        raise ConfigError(f"unknown instance {name!r}; known: {', '.join(sorted(rows))}",
-                          param="instance")
-    return rows[name]
+    if name in rows:
+        return rows[name]
+    by_lower = {k.lower(): k for k in rows}
+    if name.strip().lower() in by_lower:  # C5.XLARGE, a stray space
+        return rows[by_lower[name.strip().lower()]]
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=3, cutoff=0.6)
+    family = name.strip().lower().split(".", 1)[0] + "."
+    if not close:  # an unknown size of a known family: name the family's sizes
+        close = sorted(k for k in by_lower if k.startswith(family))[:6]
+    hint = (f"did you mean {', '.join(by_lower[c] for c in close)}? " if close else "")
+    raise ConfigError(f"unknown instance {name!r}; {hint}(the catalog knows {len(rows)} "
+                      "instances; --catalog FILE adds more)", param="instance")
 
 
 def resolve_price(
@@ -100,8 +140,9 @@ def resolve_price(
     price_per_hour: float | None = None,
     catalog: str | Path | None = None,
     label: str | None = None,
-) -> Price | None:
-    """The price a run is costed at: ``price_per_hour`` wins, else the catalog's ``instance``."""
+) -> Price:
+    """The price a run is costed at: ``price_per_hour`` wins, else the catalog's ``instance``,
+    else the reference instance's (``DEFAULTS.reference_instance``), marked ``reference``."""
     if price_per_hour is not None:
         if price_per_hour < 0:
             raise ConfigError(f"a price per hour must be >= 0, got {price_per_hour:g}",
@@ -119,7 +160,7 @@ def resolve_price(
         )
     if instance:
         return lookup(instance, catalog)
-    return None
+    return replace(lookup(DEFAULTS.reference_instance, catalog), reference=True)
 
 
 @dataclass(frozen=True)
@@ -139,6 +180,8 @@ class CostEstimate:
         return self.price.usd_per_hour * self.wall_s / 3_600
 
     def to_dict(self) -> dict:
+        """Dollars as computed, never rounded: a cheap, fast configuration costs fractions of
+        a cent per 100k inferences, and a reader recomputing it from ``fps`` must agree."""
         per_100k = self.usd_per_100k_inferences
         return {
             "instance": self.price.name,
@@ -146,6 +189,8 @@ class CostEstimate:
             "region": self.price.region,
             "price_date": self.price.date,
             "price_source": self.price.source,
-            "usd_per_100k_inferences": round(per_100k, 4) if per_100k != float("inf") else None,
-            "usd_total": round(self.usd_total, 6),
+            "reference": self.price.reference,
+            "note": self.price.note or None,
+            "usd_per_100k_inferences": per_100k if per_100k != float("inf") else None,
+            "usd_total": self.usd_total,
         }

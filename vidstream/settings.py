@@ -37,6 +37,9 @@ class Settings:
     fragment_s: float = 1.0  # a fragmented output is cut at least this often
     # engine
     queue_size: int = 8
+    # A queue holds whole frames (a 1080p RGB frame is 6 MB): 256 of them are about 1.5 GiB
+    # per queue, more than any real pipeline needs; a larger setting is refused, not obeyed.
+    max_queue_size: int = 256
     shutdown_timeout: float = 5.0  # how long abort() waits for a stage stuck in a call
     source_grace_s: float = 1.0  # after stop(): how long to wait for a source stuck in a read
     # clusters
@@ -52,6 +55,10 @@ class Settings:
     # counting (lines and zones)
     count_anchor: str = "center"  # the point of a box that crosses: center or bottom
     count_margin: float = 0.15  # hysteresis: how far past a line, in box sizes across it
+    # cost: a run with neither --instance nor --price-per-hour is priced at this catalog
+    # instance's rate (a current 2-vCPU compute-optimised type, the size of the machine the
+    # project is built on), and says so
+    reference_instance: str = "c7i.large"
 
 
 DEFAULTS = Settings()

@@ -99,7 +99,9 @@ def resolve_device(use_ei: bool, device: str | None) -> tuple[str, str]:
     """``(tf device string, words for people)`` for the requested device.
 
     ``device`` None means ``auto`` when ``use_ei`` (the write-up's "use an accelerator"), else
-    ``cpu``. ``auto`` without a GPU falls back to the CPU and says so once.
+    ``cpu``. ``auto`` without a GPU falls back to the CPU: silently, since the CPU path is an
+    intended one, unless the caller asked for an accelerator with ``use_ei=True`` (then it
+    says so once). ``gpu`` without one is an error.
     """
     global _warned_no_gpu
     want = (device or ("auto" if use_ei else "cpu")).lower()
@@ -113,7 +115,7 @@ def resolve_device(use_ei: bool, device: str | None) -> tuple[str, str]:
     if want == "gpu":
         raise ModelError("no GPU is visible to TensorFlow (device gpu was requested)",
                          param="device")
-    if not _warned_no_gpu:
+    if use_ei and not _warned_no_gpu:
         log.warning("no GPU is visible to TensorFlow: the model runs on the CPU")
         _warned_no_gpu = True
     return "/CPU:0", "CPU (no GPU found)"

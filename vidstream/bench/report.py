@@ -347,19 +347,29 @@ _NO_PRICE = ("Runs carry no price: bench with --instance NAME or --price-per-hou
 def format_usd(value: float | None) -> str:
     """Dollars as a report shows them.
 
-    >>> format_usd(2.2), format_usd(0.0042), format_usd(None)
-    ('$2.20', '$0.0042', '-')
+    Under a cent, two significant digits, however small: a fast, cheap configuration is
+    not shown as costing nothing.
+
+    >>> format_usd(2.2), format_usd(0.0042), format_usd(0.0000417), format_usd(None)
+    ('$2.20', '$0.0042', '$0.000042', '-')
     """
     if value is None:
         return "-"
-    return f"${value:.4f}" if 0 < abs(value) < 0.01 else f"${value:.2f}"
+    if 0 < abs(value) < 0.01:
+        digits = max(4, 1 - math.floor(math.log10(abs(value))))
+        return f"${value:.{digits}f}"
+    return f"${value:.2f}"
 
 
 def format_rate(value: float | None) -> str:
-    """An hourly price as the catalog states it: $0.085 stays $0.085, $0.68 shows $0.68."""
+    """An hourly price as the catalog states it.
+
+    >>> format_rate(0.085), format_rate(0.68), format_rate(0.08925), format_rate(2.24208)
+    ('$0.085', '$0.68', '$0.08925', '$2.24208')
+    """
     if value is None:
         return "-"
-    text = f"{value:.4f}".rstrip("0")
+    text = f"{value:.6f}".rstrip("0")
     return "$" + (text + "0" * (2 - len(text.split(".")[1])))
 
 

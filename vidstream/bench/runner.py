@@ -50,7 +50,8 @@ class BenchConfig:
     """One point of the sweep."""
 
     model: str = DEFAULTS.model
-    device: str = "cpu"  # measure the CPU unless asked: "auto" would hide which was measured
+    # as detect: a GPU when TensorFlow sees one (each run records the device it used)
+    device: str = DEFAULTS.device
     threads: int | None = None
     batch_size: int = DEFAULTS.batch_size
 
@@ -118,7 +119,9 @@ class BenchResult:
 
     def save(self, path: str | Path) -> None:
         try:
-            Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            from ..sources.uri import mask_record
+
+            Path(path).write_text(json.dumps(mask_record(self.to_dict()), indent=2) + "\n")
         except OSError as e:
             raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
 

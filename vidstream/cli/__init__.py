@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import VidstreamError
@@ -69,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(quiet: bool) -> None:
     class _Lower(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            return f"vidstream: {record.levelname.lower()}: {record.getMessage()}"
+            from ..sources.uri import mask_text  # lazily: the sources package loads PyAV
+
+            # URLs in a message (a reconnect warning, a library's) lose their credentials here
+            return f"vidstream: {record.levelname.lower()}: {mask_text(record.getMessage())}"
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Lower())
@@ -79,11 +84,34 @@ def _setup_logging(quiet: bool) -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Until a command installs its own stop handlers, SIGTERM is Ctrl-C.
+
+    Without this, a SIGTERM while TensorFlow imports or the model loads (seconds, before the
+    pipeline's handlers exist) killed the process silently with status 143; now it says
+    ``vidstream: interrupted`` and exits 130, as the README promises. Returns the restorer.
+    """
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a library user's thread)
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    return restore
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (usage errors raise ``SystemExit(2)``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
+    restore = _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except VidstreamError as e:
@@ -94,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
+    finally:
+        restore()
 
 
 def run() -> None:

@@ -34,16 +34,19 @@ from ..bench.runner import (
 )
 from ..cost import resolve_price
 from ..errors import ConfigError
-from ..settings import BACKENDS, DEVICES
+from ..settings import BACKENDS, DEFAULTS, DEVICES
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
     Formatter,
+    bounded_int,
     choice_list,
     console,
     flag_names,
     int_list,
+    non_negative_float,
     positive_int,
+    unit_float,
 )
 from .errors import hint
 
@@ -81,9 +84,11 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--threads", type=int_list, metavar="N,M",
                    help="TensorFlow intra-op threads, one run each (default: TensorFlow's "
                    "choice)")
+    g.add_argument("--tf-threads", dest="threads", type=int_list, help=argparse.SUPPRESS)
     g.add_argument("--device", type=choice_list(DEVICES), default=[_CONFIG.device],
-                   metavar="cpu,gpu", help=f"devices to run on (default: {_CONFIG.device}); "
-                   "gpu is skipped with a note when TensorFlow sees no GPU")
+                   metavar="cpu,gpu", help=f"devices to run on (default: {_CONFIG.device}, as "
+                   "in detect: a GPU when TensorFlow sees one); gpu is skipped with a note "
+                   "when TensorFlow sees no GPU")
     g.add_argument("--model", action="append", metavar="NAME|PATH",
                    help="model to run (repeat for several; default "
                    f"{_CONFIG.model}). Models are code: load only ones you trust")
@@ -92,19 +97,23 @@ def add_commands(sub: Any) -> None:
     g = bench.add_argument_group("pipeline")
     g.add_argument("--no-video", dest="video", action="store_false",
                    help="write detections only, no annotated video (leaves encoding out)")
-    g.add_argument("--preset", default=_DEFAULT.preset,
+    g.add_argument("--preset", default=_DEFAULT.preset, metavar="NAME",
                    help="x264 preset of the annotated video")
-    g.add_argument("--threshold", type=float, default=_DEFAULT.threshold,
-                   help="minimum score to keep")
+    g.add_argument("--threshold", type=unit_float, default=_DEFAULT.threshold, metavar="X",
+                   help="minimum score to keep, 0-1")
     g.add_argument("--backend", choices=BACKENDS, default=_DEFAULT.backend,
                    help="inference backend (as in detect)")
-    g.add_argument("--queue-size", type=positive_int, default=_DEFAULT.queue_size,
+    g.add_argument("--queue-size", type=bounded_int(1, DEFAULTS.max_queue_size),
+                   default=_DEFAULT.queue_size, metavar="N",
                    help="capacity of each queue between stages (latency includes the wait)")
     g = bench.add_argument_group("cost: the instance this machine stands for")
-    g.add_argument("--instance", help="price the runs as this catalog instance type")
-    g.add_argument("--price-per-hour", type=float, metavar="USD",
+    g.add_argument("--instance", metavar="NAME",
+                   help="price the runs as this catalog instance type (default: the reference "
+                   f"rate of {DEFAULTS.reference_instance}, labelled 'this machine')")
+    g.add_argument("--price-per-hour", type=non_negative_float, metavar="USD",
                    help="price the runs at this hourly rate")
-    g.add_argument("--label", help="name of this machine in reports (default: the instance)")
+    g.add_argument("--label", metavar="NAME",
+                   help="name of this machine in reports (default: the instance)")
     g.add_argument("--catalog", metavar="FILE.json", help="extra or overriding price rows")
     g = bench.add_argument_group("output")
     g.add_argument("--save", metavar="FILE.json",
@@ -131,10 +140,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for model in names:  # a missing model fails here, once; a known one is pulled once
         models.resolve(model, progress=lambda m: out.print(f"[dim]{m}[/dim]"))
     configs = sweep(names, args.device, args.threads or [None], args.batch_sizes)
-    if price is None and not args.quiet:
-        out.print("[yellow]vidstream: note: no --instance or --price-per-hour: runs are "
-                  "measured but not priced[/yellow]")
-    label = args.label or (price.name if price else None)
+    if price.reference and not args.quiet:
+        out.print(f"[yellow]vidstream: note: {price.note}: this machine's speed at that "
+                  "instance's rate[/yellow]")
+    # a run priced at the reference rate was not measured on that instance: don't name it so
+    label = args.label or ("this machine" if price.reference else price.name)
     result = BenchResult()
     try:
         with _progress_view(out, args.quiet, options, configs, args.flags) as on_event:

@@ -10,6 +10,7 @@ package can import every command module without a cycle.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -40,21 +41,101 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"vidstream: error: {message}\n")
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    """A finite number: ``nan`` and ``inf`` parse as floats but mean nothing as a setting
+    (a ``nan`` timeout never fires)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def bounded_int(low: int, high: int) -> Any:
+    """An argument type for an integer from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    return parse
+
+
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """A number from 0 to 1 (a score threshold)."""
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def pixels(text: str) -> int:
+    """A frame size limit: ``8192x4320`` or a number of pixels.
+
+    >>> pixels("8192x4320"), pixels("921600")
+    (35389440, 921600)
+    """
+    w, sep, h = text.lower().partition("x")
+    try:
+        value = int(w) * int(h) if sep else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT like 8192x4320 or a number of pixels, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 pixel, got {text}")
+    return value
+
+
+def show_pixels(value: int) -> str:
+    """How a pixel limit is shown: ``8192x4320`` when it is a known frame size.
+
+    >>> show_pixels(8192 * 4320), show_pixels(1000)
+    ('8192x4320', '1000')
+    """
+    for w, h in ((8192, 4320), (7680, 4320), (4096, 2160), (3840, 2160), (1920, 1080)):
+        if w * h == value:
+            return f"{w}x{h}"
+    return str(value)
 
 
 def words(text: str) -> list[str]:
@@ -99,8 +180,8 @@ def flag_names(parser: argparse.ArgumentParser, **extra: str) -> dict[str, str]:
     """
     names: dict[str, str] = {}
     for action in parser._actions:  # argparse has no public list of a parser's arguments
-        if action.dest in (argparse.SUPPRESS, "help"):
-            continue
+        if action.dest in (argparse.SUPPRESS, "help") or action.help == argparse.SUPPRESS:
+            continue  # a hidden alias: errors name the visible spelling
         if action.option_strings:
             names[action.dest] = max(action.option_strings, key=len)
         else:

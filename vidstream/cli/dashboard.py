@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..bench.report import format_rate, format_usd
 from ..cost import usd_per_100k_inferences
 from ..stats import StageStats, bottleneck
 from ..summary import Summary
@@ -178,11 +179,13 @@ class Dashboard:
         lines.append(Text(overall))
         if self.price is not None:
             per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
+            hourly = format_rate(self.price.usd_per_hour)
+            reference = " (reference rate; --instance to change)" if self.price.reference else ""
             lines.append(Text(
-                f"cost ${self.price.usd_per_hour * elapsed / 3600:.5f} so far  "
-                f"${per_100k:.2f} per 100k inferences at {self.price.name} "
-                f"(${self.price.usd_per_hour}/h)" if fps_all > 0 else
-                f"cost at {self.price.name} (${self.price.usd_per_hour}/h): measuring...",
+                f"cost {format_usd(self.price.usd_per_hour * elapsed / 3600)} so far  "
+                f"{format_usd(per_100k)} per 100k inferences at {self.price.name} "
+                f"({hourly}/h){reference}" if fps_all > 0 else
+                f"cost at {self.price.name} ({hourly}/h){reference}: measuring...",
                 style="cyan"))
         return Group(*lines)
 
@@ -292,7 +295,11 @@ def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
         where = ", ".join(x for x in (p.region, p.date) if x)
         per_100k = cost.usd_per_100k_inferences
         parts.append(Text(
-            f"cost at {p.name} ${p.usd_per_hour}/h{f' ({where})' if where else ''}: "
-            + (f"${per_100k:.2f} per 100k inferences, " if per_100k != float("inf") else "")
-            + f"${cost.usd_total:.5f} for this run", style="cyan"))
+            f"cost at {p.name} {format_rate(p.usd_per_hour)}/h{f' ({where})' if where else ''}: "
+            + (f"{format_usd(per_100k)} per 100k inferences, " if per_100k != float("inf")
+               else "")
+            + f"{format_usd(cost.usd_total)} for this run", style="cyan"))
+        if p.reference:
+            parts.append(Text(f"{p.note}: this machine's speed at that instance's rate",
+                              style="dim"))
     return Group(*parts)

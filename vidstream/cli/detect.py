@@ -30,8 +30,15 @@ from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
     Formatter,
+    bounded_int,
     flag_names,
+    non_negative_float,
+    non_negative_int,
+    pixels,
+    positive_float,
     positive_int,
+    show_pixels,
+    unit_float,
     words,
 )
 from .dashboard import monitor, summary_table
@@ -53,7 +60,8 @@ def add_commands(sub: Any) -> None:
         formatter_class=Formatter,
     )
     detect.add_argument("input", help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN")
-    detect.add_argument("-o", "--output", help="annotated video to write (default: "
+    detect.add_argument("-o", "--output", metavar="FILE.mp4",
+                        help="annotated video to write (default: "
                         "INPUT-STEM-detected.mp4 in the current directory)")
     detect.add_argument("--no-video", action="store_true",
                         help="write no video; only --detections/--summary/--counts")
@@ -73,14 +81,25 @@ def add_commands(sub: Any) -> None:
         formatter_class=Formatter,
     )
     run.add_argument("file", help="pipeline file, e.g. pipelines/detect-file.toml")
-    run.add_argument("--input", help="input to use instead of the file's input.uri")
-    run.add_argument("--output", help="video output to use instead of the file's output.video "
-                     "({stem} is the input's name without extension)")
+    run.add_argument("--input", metavar="URI",
+                     help="input to use instead of the file's input.uri")
+    run.add_argument("--output", metavar="FILE",
+                     help="video output to use instead of the file's output.video ({stem} is "
+                     "the input's name without extension)")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite outputs")
-    run.add_argument("--max-frames", type=positive_int, help="stop after N frames")
+    run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    _add_model_option(run, None)
+    _add_cost_options(run)
     _add_display_options(run)
     # what run has no flag for, the file sets: name its key there
-    run.set_defaults(func=cmd_run, flags={**FILE_KEYS, **flag_names(run, video="--output")})
+    # an error names the flag the user gave, else the file's key (cost.instance)
+    own = flag_names(run, video="--output")
+    run.set_defaults(func=cmd_run, flags={
+        **FILE_KEYS, **{k: v for k, v in own.items() if k not in _FILE_FIRST}})
+
+
+# Settings of run that a flag may override, but that a pipeline file usually sets
+_FILE_FIRST = ("model", "instance", "price_per_hour", "catalog")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -94,27 +113,31 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--counts", metavar="FILE.json", help="write per-class detection counts")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=d.model,
-                   help="known model name (see 'vidstream models list'), TF2 SavedModel "
-                   "directory, or TF1 frozen graph .pb. Models are code: load only ones you trust")
-    g.add_argument("--threshold", type=float, default=d.threshold, help="minimum score to keep")
+    _add_model_option(g, d.model)
+    g.add_argument("--threshold", type=unit_float, default=d.threshold, metavar="X",
+                   help="minimum score to keep, 0-1")
     g.add_argument("--classes", type=words, metavar="A,B",
                    help="keep only these classes, e.g. person,car")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
                    help="frames per model call")
     g.add_argument("--device", choices=DEVICES, default=d.device,
                    help="auto uses a GPU when TensorFlow sees one")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend,
                    help="auto: TF Lite (XNNPACK) for the default model on CPU, TensorFlow "
                    "otherwise")
-    g.add_argument("--tf-threads", type=positive_int, metavar="N",
+    # --threads, as in bench and in a pipeline file's detector.threads; --tf-threads, the
+    # old spelling, still works
+    g.add_argument("--tf-threads", dest="tf_threads", type=positive_int, help=argparse.SUPPRESS)
+    g.add_argument("--threads", dest="tf_threads", type=positive_int, metavar="N",
                    help="TensorFlow intra-op threads (default: TensorFlow's choice)")
 
     g = p.add_argument_group("video output")
-    g.add_argument("--codec", default=d.codec, help="FFmpeg encoder (e.g. libx264, "
-                   "h264_nvenc)")
-    g.add_argument("--preset", default=d.preset, help="encoder preset: ultrafast..veryslow")
-    g.add_argument("--crf", type=int, help="x264 quality, 0-51 (default: encoder's 23)")
+    g.add_argument("--codec", default=d.codec, metavar="NAME",
+                   help="FFmpeg encoder (e.g. libx264, h264_nvenc)")
+    g.add_argument("--preset", default=d.preset, metavar="NAME",
+                   help="encoder preset: ultrafast..veryslow")
+    g.add_argument("--crf", type=bounded_int(0, 51), metavar="N",
+                   help="x264 quality, 0-51 (default: encoder's 23)")
     g.add_argument("--fragmented", action=argparse.BooleanOptionalAction, default=d.fragmented,
                    help="fragmented MP4, flushed as it goes: readable even after a hard kill "
                    "(default: on for live sources)")
@@ -125,28 +148,42 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("input")
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
-    g.add_argument("--max-pixels", type=positive_int, default=d.max_pixels,
-                   help="refuse inputs whose frames are larger (guards against hostile headers)")
-    g.add_argument("--max-decode-errors", type=int, default=d.max_decode_errors,
-                   help="give up after this many undecodable packets")
-    g.add_argument("--queue-size", type=positive_int, default=d.queue_size,
-                   help="capacity of each queue between stages")
-    g.add_argument("--reconnect", type=int, default=d.reconnect, metavar="N",
+    # a string default goes through the type, so --help shows 8192x4320, not 35389440
+    g.add_argument("--max-pixels", type=pixels, default=show_pixels(d.max_pixels),
+                   metavar="WxH", help="refuse inputs whose frames are larger (guards against "
+                   "hostile headers); WIDTHxHEIGHT or a number of pixels")
+    g.add_argument("--max-decode-errors", type=non_negative_int, default=d.max_decode_errors,
+                   metavar="N", help="give up after this many undecodable packets")
+    g.add_argument("--queue-size", type=bounded_int(1, DEFAULTS.max_queue_size),
+                   default=d.queue_size, metavar="N",
+                   help="capacity of each queue between stages (frames)")
+    g.add_argument("--reconnect", type=non_negative_int, default=d.reconnect, metavar="N",
                    help="live sources: reconnect up to N times after a failure")
-    g.add_argument("--reconnect-delay", type=float, default=d.reconnect_delay, metavar="S",
-                   help="first reconnect delay; doubles each attempt, with jitter")
-    g.add_argument("--stall-timeout", type=float, default=d.stall_timeout, metavar="S",
+    g.add_argument("--reconnect-delay", type=positive_float, default=d.reconnect_delay,
+                   metavar="S", help="first reconnect delay; doubles each attempt, with jitter")
+    g.add_argument("--stall-timeout", type=positive_float, default=d.stall_timeout, metavar="S",
                    help="live sources: fail (or reconnect) when connecting takes longer or no "
                    "frame arrives for S seconds")
     g.add_argument("--realtime", action="store_true",
                    help="read a file at its own frame rate, as if live")
 
-    g = p.add_argument_group("cost")
-    g.add_argument("--instance", help="price the run as this instance type (see the catalog)")
-    g.add_argument("--price-per-hour", type=float, metavar="USD",
+    _add_cost_options(p.add_argument_group("cost"))
+    _add_display_options(p)
+
+
+def _add_model_option(g: Any, default: str | None) -> None:
+    g.add_argument("--model", default=default, metavar="NAME|PATH",
+                   help="known model name (see 'vidstream models list'), TF2 SavedModel "
+                   "directory, or TF1 frozen graph .pb. Models are code: load only ones you trust")
+
+
+def _add_cost_options(g: Any) -> None:
+    g.add_argument("--instance", metavar="NAME",
+                   help="price the run as this instance type (see the catalog; default: the "
+                   f"reference rate of {DEFAULTS.reference_instance})")
+    g.add_argument("--price-per-hour", type=non_negative_float, metavar="USD",
                    help="price the run at this hourly rate")
     g.add_argument("--catalog", metavar="FILE.json", help="extra or overriding price rows")
-    _add_display_options(p)
 
 
 def _add_display_options(p: argparse.ArgumentParser) -> None:
@@ -154,7 +191,8 @@ def _add_display_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-dashboard", action="store_true",
                    help="no live view or progress lines; only the final summary")
     g.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    g.add_argument("--progress-interval", type=float, default=DEFAULTS.progress_interval,
+    g.add_argument("--progress-interval", type=positive_float,
+                   default=DEFAULTS.progress_interval,
                    metavar="S", help="off a terminal: seconds between plain progress lines")
 
 
@@ -185,10 +223,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames}
+    overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames,
+                 "model": args.model, "instance": args.instance,
+                 "price_per_hour": args.price_per_hour, "catalog": args.catalog}
+    flags = {**args.flags, **{k: "--" + k.replace("_", "-") for k in _FILE_FIRST
+                              if getattr(args, k) is not None}}
+    args.flags = flags  # main() names flags from here for an error raised out of execute()
     cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
-    return execute(cfg, _display_mode(args), interval=args.progress_interval,
-                   flags=args.flags)
+    return execute(cfg, _display_mode(args), interval=args.progress_interval, flags=flags)
 
 
 def _display_mode(args: argparse.Namespace) -> str:
@@ -207,6 +249,7 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     ``flags`` maps RunConfig fields to how the command spells them, for error messages.
     """
     from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
+    from ..sources.uri import mask_record
 
     console = console or Console(stderr=True, highlight=False)
     quiet = display == "quiet"
@@ -246,7 +289,9 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
             restore()
         summary = pipeline.summary().with_price(price)
     if cfg.summary:
-        Path(cfg.summary).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        # no credentials in the file, whatever an error message says
+        record = mask_record(summary.to_dict())
+        Path(cfg.summary).write_text(json.dumps(record, indent=2) + "\n")
     if not quiet:
         console.print(summary_table(summary))
         written = [o for o in outputs if Path(o).exists()]

