@@ -464,3 +464,12 @@ def test_stream_states_and_batching_in_the_summary():
     d = summary.to_dict()
     assert d["batching"] == summary.batching
     assert all(s["fps"] > 0 and s["wall_s"] > 0 for s in d["streams"])
+
+
+def test_absurd_engine_settings_are_refused():
+    from vidstream import ConfigError
+
+    with pytest.raises(ConfigError, match="capacity must be between 1 and 256 frames"):
+        Pipeline(FakeSource(1), capacity=10**9)
+    with pytest.raises(ConfigError, match="shutdown_timeout must be a finite number"):
+        Pipeline(FakeSource(1), shutdown_timeout=float("nan"))

@@ -47,13 +47,14 @@ Every stage's and sink's ``close()`` runs once its ``open()`` succeeded, whateve
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 from .channel import Channel, ChannelAborted, ChannelClosed, EndOfStream
-from .errors import Cancelled, ShutdownTimeout, StageError, VidstreamError
+from .errors import Cancelled, ConfigError, ShutdownTimeout, StageError, VidstreamError
 from .frames import Frame, StreamInfo
 from .graph import Merge, Split, StreamEnd, StreamState
 from .settings import DEFAULTS
@@ -172,8 +173,12 @@ class Pipeline:
         leaky: bool | None = None,
         shutdown_timeout: float = DEFAULTS.shutdown_timeout,
     ) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if not 1 <= capacity <= DEFAULTS.max_queue_size:
+            raise ConfigError(f"capacity must be between 1 and {DEFAULTS.max_queue_size} "
+                              f"frames, got {capacity}", param="capacity")
+        if not math.isfinite(shutdown_timeout) or shutdown_timeout < 0:
+            raise ConfigError(f"shutdown_timeout must be a finite number >= 0, got "
+                              f"{shutdown_timeout}", param="shutdown_timeout")
         listed: list[Source | SourceLike] = (
             list(sources) if isinstance(sources, list | tuple) else [sources])  # type: ignore[list-item]
         if not listed:
