@@ -20,6 +20,7 @@ class Settings:
     model: str = "centernet"
     threshold: float = 0.4
     batch_size: int = 1
+    batch_wait_ms: float = 10.0  # batch > 1: after a batch's first frame, wait this long for more
     device: str = "auto"
     backend: str = "auto"
     # input
@@ -41,6 +42,8 @@ class Settings:
     source_grace_s: float = 1.0  # after stop(): how long to wait for a source stuck in a read
     # display
     progress_interval: float = 5.0
+    # metrics (Prometheus): loopback only unless asked, the endpoint has no authentication
+    metrics_host: str = "127.0.0.1"
 
 
 DEFAULTS = Settings()

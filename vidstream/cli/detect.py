@@ -24,6 +24,7 @@ from ..config import FILE_KEYS, RunConfig, build_pipeline, load_pipeline_file, v
 from ..cost import resolve_price
 from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
 from ..settings import BACKENDS, DEFAULTS, DEVICES
+from . import streams
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -52,7 +53,10 @@ def add_commands(sub: Any) -> None:
         ),
         formatter_class=Formatter,
     )
-    detect.add_argument("input", help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN")
+    detect.add_argument("input", nargs="?",
+                        help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN; give "
+                        "several (or --inputs FILE) to run them as streams of one pipeline")
+    detect.add_argument("more_inputs", nargs="*", metavar="INPUT", help=argparse.SUPPRESS)
     detect.add_argument("-o", "--output", help="annotated video to write (default: "
                         "INPUT-STEM-detected.mp4 in the current directory)")
     detect.add_argument("--no-video", action="store_true",
@@ -60,6 +64,7 @@ def add_commands(sub: Any) -> None:
     detect.add_argument("-y", "--overwrite", action="store_true",
                         help="overwrite outputs that exist (refused otherwise, before any work)")
     _add_run_options(detect)
+    streams.add_detect_options(detect)
     detect.set_defaults(func=cmd_detect, flags=flag_names(detect, video="--output"))
 
     run = sub.add_parser(
@@ -79,6 +84,7 @@ def add_commands(sub: Any) -> None:
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite outputs")
     run.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     _add_display_options(run)
+    streams.add_run_options(run)
     # what run has no flag for, the file sets: name its key there
     run.set_defaults(func=cmd_run, flags={**FILE_KEYS, **flag_names(run, video="--output")})
 
@@ -180,12 +186,18 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    return execute(config_from_args(args), _display_mode(args), interval=args.progress_interval,
+    inputs = streams.gather_inputs(args)  # several inputs: one stream each
+    cfg = streams.with_inputs(config_from_args(args), inputs,
+                              default_video=not (args.output or args.no_video))
+    return execute(cfg, _display_mode(args), interval=args.progress_interval,
                    flags=args.flags)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames}
+    overrides.update(inputs=streams.inputs_from_file(args.inputs_file)
+                     if args.inputs_file else None,
+                     metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
     return execute(cfg, _display_mode(args), interval=args.progress_interval,
                    flags=args.flags)
@@ -208,6 +220,9 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     """
     from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
 
+    if len(cfg.inputs) > 1:  # several streams: vidstream.cli.streams
+        return streams.execute_streams(cfg, display, console, interval, flags,
+                                       _install_stop_handlers)
     console = console or Console(stderr=True, highlight=False)
     quiet = display == "quiet"
     validate(cfg, keys=flags)
@@ -230,7 +245,7 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
             console.print(f"[dim]{message}[/dim]")
 
     pipeline = build_pipeline(cfg, progress=progress)
-    with pipeline:
+    with pipeline, streams.metrics_for(pipeline, cfg, price, console, quiet):
         pipeline.open()  # input and model errors surface here, before any output is made
         error: VidstreamError | None = None
         restore = _install_stop_handlers(pipeline, console, quiet)
