@@ -432,7 +432,7 @@ def _input_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     if "inputs" in out:
         uris = list(out["inputs"])
         if not uris:
-            raise ConfigError("no inputs: the list of inputs is empty", param="inputs")
+            raise ConfigError("no inputs: the list of inputs is empty")
         out.update(input=uris[0], inputs=uris if len(uris) > 1 else [], input_options=[])
     elif "input" in out:
         out.update(inputs=[], input_options=[])
