@@ -368,3 +368,15 @@ def test_two_streams_with_the_default_model(clips, tmp_path, centernet, capsys):
     assert run["frames"] == 48 and run["batching"]["mean"] > 1
     for stem, n in (("ms-a", 30), ("ms-b", 18)):
         assert count_frames(tmp_path / f"{stem}.mp4") == n
+
+
+def test_build_pipeline_runs_a_config_with_several_inputs(clips, tmp_path, fake_model):
+    from vidstream import build_pipeline
+
+    cfg = RunConfig(str(clips["a"]), inputs=[str(clips["a"]), str(clips["b"])],
+                    video=str(tmp_path / "{stem}.mp4"), batch_size=2)
+    with build_pipeline(cfg) as pipeline:
+        summary = pipeline.run()
+    assert [(s.state, s.frames) for s in summary.streams] == [("ended", 30), ("ended", 18)]
+    assert pipeline.stages[0].linger == cfg.batch_wait_ms / 1000
+    assert count_frames(tmp_path / "ms-b.mp4") == 18
