@@ -223,7 +223,9 @@ def test_every_run_setting_has_a_detect_flag_of_the_same_name():
     args = vars(build_parser().parse_args(["detect", "a.mp4"]))
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     # video comes from -o/--no-video; the rest are pipeline-file settings only
-    assert fields - set(args) == {"video", "leaky", "decoder_threads", "extra"}
+    # inputs (and their [[input]] options) come from INPUT... and --inputs FILE
+    assert fields - set(args) == {"video", "leaky", "decoder_threads", "extra", "inputs",
+                                  "input_options"}
 
 
 def test_a_changed_default_reaches_the_command(monkeypatch):

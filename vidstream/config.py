@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import string
 import tomllib
 from collections.abc import Mapping
@@ -78,6 +79,14 @@ class RunConfig:
     catalog: str | None = None
     overwrite: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Several inputs, one stream each (``input`` is then the first); output paths are then
+    # templates ({stem}, {index}), see stream_configs(). input_options: per input, the fields
+    # its [[input]] table sets (e.g. {"reconnect": 5}).
+    inputs: list[str] = field(default_factory=list)
+    input_options: list[dict[str, Any]] = field(default_factory=list)
+    batch_wait_ms: float = DEFAULTS.batch_wait_ms
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULTS.metrics_host
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -106,6 +115,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "model": ("model", (str,), "a model name or a path"),
         "threshold": ("threshold", (int, float), "a number between 0 and 1"),
         "batch_size": ("batch_size", (int,), "an integer >= 1"),
+        "batch_wait_ms": ("batch_wait_ms", (int, float), "milliseconds, a number >= 0"),
         "classes": ("classes", (list,), "a list of class names"),
         "device": ("device", (str,), _one_of(DEVICES)),
         "backend": ("backend", (str,), _one_of(BACKENDS)),
@@ -139,7 +149,8 @@ FILE_KEYS = {name: f"{section}.{key}" for section, keys in _SCHEMA.items()
              for key, (name, _, _) in keys.items()}
 
 _OUTPUTS = ("video", "detections", "summary", "counts")
-PLACEHOLDERS = {"stem": "the input's name without directory and extension"}
+PLACEHOLDERS = {"stem": "the input's name without directory and extension",
+                "index": "the input's position, 0 for the first (with several inputs)"}
 
 
 def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -169,6 +180,9 @@ def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None
     cfg = RunConfig()
     changes: dict[str, Any] = {}
     for section, body in data.items():
+        if section == "input" and isinstance(body, list):  # [[input]] tables: several inputs
+            changes.update(_input_tables(p, body))
+            continue
         if section == "pipeline":
             if not isinstance(body, dict):
                 raise ConfigError(f"{p}: [pipeline] must be a table of keys")
@@ -203,7 +217,7 @@ def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None
             if name in _OUTPUTS:
                 _check_placeholders(value, f"{p}: {section}.{key} = {value!r}")
             changes[name] = value
-    changes.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    changes.update(_input_overrides({k: v for k, v in (overrides or {}).items() if v is not None}))
     cfg = cfg.replace(**changes)
     if not cfg.input:
         raise ConfigError(f"{p}: no input: expected input.uri in the file", param="input")
@@ -232,14 +246,17 @@ def input_stem(uri: str) -> str:
 
 
 def expand_paths(cfg: RunConfig) -> RunConfig:
-    """Fill ``{stem}`` in the output paths from the input's name."""
+    """Fill ``{stem}`` in the output paths from the input's name (with several inputs the
+    paths stay templates: :func:`stream_configs` fills them per stream)."""
+    if len(cfg.inputs) > 1:
+        return cfg
     stem = input_stem(cfg.input)
     changes = {}
     for name in _OUTPUTS:
         value = getattr(cfg, name)
         if value:
             _check_placeholders(value, f"{name} {value!r}")
-            changes[name] = value.format(stem=stem)
+            changes[name] = value.format(stem=stem, index=0)
     return cfg.replace(**changes)
 
 
@@ -312,6 +329,7 @@ def validate(cfg: RunConfig, where: str = "options",
             f"{where}: nothing to write: expected at least one of "
             + ", ".join(key(name) for name in _OUTPUTS)
         )
+    _validate_streams(cfg, bad)
 
 
 def _finite(value: Any) -> bool:
@@ -322,6 +340,8 @@ def _finite(value: Any) -> bool:
 
 def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
     """The :class:`~vidstream.pipeline.Pipeline` ``cfg`` describes (nothing opened yet)."""
+    if len(cfg.inputs) > 1:
+        return build_streams_pipeline(cfg, progress=progress)
     from .detector import Detector
     from .pipeline import Pipeline
     from .sinks import ClassCounter, DetectionsWriter, VideoWriter
@@ -349,6 +369,7 @@ def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
         backend=cfg.backend,
         threads=cfg.tf_threads,
         progress=progress,
+        linger=batch_linger(cfg),
     )
     sinks: list[Any] = []
     if cfg.video:
@@ -366,3 +387,212 @@ def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
     if cfg.counts:
         sinks.append(ClassCounter(cfg.counts))
     return Pipeline(source, [detector], sinks, capacity=cfg.queue_size, leaky=cfg.leaky)
+
+
+# -- several inputs ----------------------------------------------------------------------------
+# [[input]] keys that hold for the whole run (one queue size, one drop policy per pipeline)
+_SHARED_INPUT_KEYS = ("queue", "leaky")
+
+
+def _input_tables(p: Path, tables: list[Any]) -> dict[str, Any]:
+    """The RunConfig changes of a file's ``[[input]]`` tables: one stream each.
+
+    A table takes the keys of ``[input]``; each applies to its own stream only, except
+    ``queue`` and ``leaky``, which hold for the whole run (so every table that sets one must
+    agree).
+    """
+    schema = _SCHEMA["input"]
+    if not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{p}: input must be one [input] table or [[input]] tables, one per "
+                          "input, each with a uri")
+    uris: list[str] = []
+    options: list[dict[str, Any]] = []
+    shared: dict[str, Any] = {}
+    for n, table in enumerate(tables, 1):
+        opts: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in schema:
+                raise ConfigError(f"{p}: unknown key input.{key} (in [[input]] number {n}); "
+                                  f"expected one of: {', '.join(schema)}")
+            name, types, words = schema[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ConfigError(f"{p}: input.{key} = {value!r} (in [[input]] number {n}): "
+                                  f"expected {words}")
+            if key in _SHARED_INPUT_KEYS:
+                if shared.get(name, value) != value:
+                    raise ConfigError(f"{p}: input.{key} differs between [[input]] tables: it "
+                                      "holds for the whole run; set it once (or equal)")
+                shared[name] = value
+            elif name != "input":
+                opts[name] = value
+        if "uri" not in table:
+            raise ConfigError(f"{p}: [[input]] number {n} has no uri", param="input")
+        # range checks, as for [input], naming the file's keys
+        validate(RunConfig(table["uri"], video="-", **opts, **shared), where=str(p),
+                 keys=FILE_KEYS)
+        uris.append(table["uri"])
+        options.append(opts)
+    if len(uris) == 1:
+        return {"input": uris[0], **options[0], **shared}
+    return {"input": uris[0], "inputs": uris, "input_options": options, **shared}
+
+
+def _input_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides of a file's inputs: one ``input`` replaces every ``[[input]]``; ``inputs``
+    (a list) replaces them with its own, without the tables' per-input keys."""
+    out = dict(overrides)
+    if "inputs" in out:
+        uris = list(out["inputs"])
+        if not uris:
+            raise ConfigError("no inputs: the list of inputs is empty")
+        out.update(input=uris[0], inputs=uris if len(uris) > 1 else [], input_options=[])
+    elif "input" in out:
+        out.update(inputs=[], input_options=[])
+    return out
+
+
+def _validate_streams(cfg: RunConfig, bad: Any) -> None:
+    """validate()'s checks of the settings for several streams, batching and metrics."""
+    if not (math.isfinite(cfg.batch_wait_ms) and cfg.batch_wait_ms >= 0):
+        raise bad("batch_wait_ms", "milliseconds, a number >= 0")
+    if cfg.metrics_port is not None and not 0 <= cfg.metrics_port <= 65535:
+        raise bad("metrics_port", "a port number 0-65535 (0: any free port)")
+    if cfg.input_options and len(cfg.input_options) != len(cfg.inputs):
+        raise ConfigError(f"input_options has {len(cfg.input_options)} entries for "
+                          f"{len(cfg.inputs)} inputs: expected one per input")
+
+
+def batch_linger(cfg: RunConfig) -> float | None:
+    """The detector's ``linger`` (seconds): ``batch_wait_ms`` once batches hold several frames.
+
+    >>> batch_linger(RunConfig("a.mp4", batch_size=4, batch_wait_ms=10)), batch_linger(RunConfig())
+    (0.01, None)
+    """
+    return cfg.batch_wait_ms / 1000 if cfg.batch_size > 1 else None
+
+
+def _is_template(value: str) -> bool:
+    return any(f for _, f, _, _ in string.Formatter().parse(value))
+
+
+def stream_configs(cfg: RunConfig, keys: Mapping[str, str] | None = None) -> list[RunConfig]:
+    """One single-input RunConfig per stream, output templates filled in.
+
+    With several inputs each output path (but ``summary``) must be a template, filled with
+    each input's ``{stem}`` and ``{index}``; two inputs with the same name are an error that
+    suggests ``{index}``. A ``summary`` without a placeholder is one file for the whole run
+    (it is then left out of the streams' configs); with one, each stream writes its own too.
+
+    >>> cfgs = stream_configs(RunConfig("a.mp4", inputs=["a.mp4", "cams/b.ts"],
+    ...                                 video="out/{stem}.mp4", summary="run.json"))
+    >>> [(c.input, c.video, c.summary) for c in cfgs]
+    [('a.mp4', 'out/a.mp4', None), ('cams/b.ts', 'out/b.mp4', None)]
+    """
+    from .sources import mask_credentials
+
+    uris = cfg.inputs or [cfg.input]
+    if len(uris) == 1:
+        return [expand_paths(cfg.replace(input=uris[0], inputs=[], input_options=[]))]
+
+    def key(name: str) -> str:
+        return (keys or {}).get(name, name)
+
+    templates: dict[str, str] = {}
+    for name in _OUTPUTS:
+        value = getattr(cfg, name)
+        if not value:
+            continue
+        _check_placeholders(value, f"{key(name)} {value!r}")
+        if _is_template(value):
+            templates[name] = value
+        elif name != "summary":
+            stem, ext = os.path.splitext(value)
+            raise ConfigError(
+                f"{key(name)} {value!r}: with several inputs, each writes its own file: "
+                f"use {{stem}} (the input's name) or {{index}} in the path, e.g. "
+                f"'{stem}-{{stem}}{ext}'")
+    stems = [input_stem(u) for u in uris]
+    seen: dict[str, int] = {}
+    out = []
+    for i, uri in enumerate(uris):
+        paths = {name: value.format(stem=stems[i], index=i) for name, value in templates.items()}
+        for name, path in paths.items():
+            other = seen.setdefault(os.path.abspath(path), i)
+            if other != i:
+                suggestion = templates[name].replace("{stem}", "{stem}-{index}") \
+                    if "{stem}" in templates[name] else templates[name]
+                raise ConfigError(
+                    f"{key(name)} {templates[name]!r}: inputs {mask_credentials(uris[other])} "
+                    f"and {mask_credentials(uri)} would both write {path} (their names clash): "
+                    f"add {{index}} to the path, e.g. {suggestion!r}")
+        options = cfg.input_options[i] if cfg.input_options else {}
+        out.append(cfg.replace(input=uri, inputs=[], input_options=[], **options,
+                               **{name: paths.get(name) for name in _OUTPUTS}))
+    return out
+
+
+def stream_stems(cfg: RunConfig) -> list[str]:
+    """Each input's ``{stem}``, in order."""
+    return [input_stem(u) for u in (cfg.inputs or [cfg.input])]
+
+
+def build_streams_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
+    """The pipeline of a run with several inputs: one stream (source and sinks) per input,
+    and one detector shared by all, fed batches formed across the streams."""
+    from .detector import Detector
+    from .pipeline import Pipeline
+
+    streams = stream_configs(cfg)
+    detector = Detector(
+        cfg.model,
+        threshold=cfg.threshold,
+        batch_size=cfg.batch_size,
+        classes=cfg.classes,
+        device=cfg.device,
+        backend=cfg.backend,
+        threads=cfg.tf_threads,
+        progress=progress,
+        linger=batch_linger(cfg),
+    )
+    sources = [_stream_source(s) for s in streams]
+    return Pipeline(sources, [detector], lambda i: _stream_sinks(streams[i]),
+                    capacity=cfg.queue_size, leaky=cfg.leaky)
+
+
+def _stream_source(cfg: RunConfig) -> Any:
+    from .sources import VideoSource
+
+    return VideoSource(
+        cfg.input,
+        max_pixels=cfg.max_pixels,
+        max_decode_errors=cfg.max_decode_errors,
+        max_frames=cfg.max_frames,
+        threads=cfg.decoder_threads,
+        open_timeout=cfg.stall_timeout,
+        stall_timeout=cfg.stall_timeout,
+        reconnect=cfg.reconnect,
+        reconnect_delay=cfg.reconnect_delay,
+        realtime=cfg.realtime,
+    )
+
+
+def _stream_sinks(cfg: RunConfig) -> list[Any]:
+    from .sinks import ClassCounter, DetectionsWriter, VideoWriter
+    from .sources import is_live
+
+    sinks: list[Any] = []
+    if cfg.video:
+        sinks.append(VideoWriter(
+            cfg.video,
+            codec=cfg.codec,
+            preset=cfg.preset,
+            crf=cfg.crf,
+            fragmented=is_live(cfg.input) if cfg.fragmented is None else cfg.fragmented,
+            annotate=cfg.annotate,
+            audio=cfg.audio,
+        ))
+    if cfg.detections:
+        sinks.append(DetectionsWriter(cfg.detections))
+    if cfg.counts:
+        sinks.append(ClassCounter(cfg.counts))
+    return sinks

@@ -178,7 +178,8 @@ class Detector(Stage):
     :class:`~vidstream.predictor.Predictor` (an :class:`~vidstream.predictor.EIPredictor`, a
     test double) or a plain callable. Loading happens in ``open()``, timed as
     ``model_load_s``. A predictor that is not ``thread_safe`` is called under a lock, so one
-    may serve several pipelines.
+    may serve several pipelines. With ``batch_size > 1``, ``linger`` is how long (seconds) a
+    batch waits after its first frame for the rest (None: until it is full or the streams end).
 
     ``track_floor``: for a tracker after this stage, also keep the detections scoring in
     ``[track_floor, threshold)``, as ``frame.detections.low``; the detections themselves (what
@@ -201,6 +202,7 @@ class Detector(Stage):
         threads: int | None = None,
         progress: Callable[[str], None] | None = None,
         track_floor: float | None = None,
+        linger: float | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {threshold}",
@@ -222,6 +224,7 @@ class Detector(Stage):
         self.backend = backend
         self.threads = threads
         self.progress = progress
+        self.linger = linger
         self.predictor: Predictor | None = None
         self.model_load_s = 0.0
         self._keys: dict[str, str] = {}

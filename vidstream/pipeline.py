@@ -318,7 +318,8 @@ class Pipeline:
             if len(self._streams) == 1:
                 raise
             s.error, s.state = _with_context(e, part_id, None), StreamState.FAILED
-            log.warning("%s: %s", s.info.uri if s.info else s.source_id, _one_line(e))
+            # the error names the input (masked) or the output; the engine's ids would not
+            log.warning("stream %d: %s; the other streams go on", s.index, _one_line(e))
             if isinstance(part, SinkGroup):
                 self._close_part(s.source)
             return

@@ -20,6 +20,7 @@ class Settings:
     model: str = "centernet"
     threshold: float = 0.4
     batch_size: int = 1
+    batch_wait_ms: float = 10.0  # batch > 1: after a batch's first frame, wait this long for more
     device: str = "auto"
     backend: str = "auto"
     # input
@@ -59,6 +60,8 @@ class Settings:
     # instance's rate (a current 2-vCPU compute-optimised type, the size of the machine the
     # project is built on), and says so
     reference_instance: str = "c7i.large"
+    # metrics (Prometheus): loopback only unless asked, the endpoint has no authentication
+    metrics_host: str = "127.0.0.1"
 
 
 DEFAULTS = Settings()

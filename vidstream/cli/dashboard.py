@@ -201,6 +201,8 @@ def _bar(done: int, total: int, width: int = 12) -> str:
 
 def plain_line(pipeline: Any, rate: float) -> str:
     """The progress line printed off a terminal."""
+    if len(getattr(pipeline, "sources", ())) > 1:
+        return streams_line(pipeline, rate)
     stats = pipeline.stats()
     done = stats[-1].items_out if stats else 0
     total = pipeline.info.frames if pipeline.info else None
@@ -223,11 +225,11 @@ class _PlainPrinter(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            self.rate.add(time.perf_counter(), self.pipeline.stats()[-1].items_out)
+            self.rate.add(time.perf_counter(), frames_done(self.pipeline))
             print(plain_line(self.pipeline, self.rate.rate()), file=self.stream, flush=True)
 
     def tick(self) -> None:
-        self.rate.add(time.perf_counter(), self.pipeline.stats()[-1].items_out)
+        self.rate.add(time.perf_counter(), frames_done(self.pipeline))
 
 
 @contextlib.contextmanager
@@ -244,7 +246,9 @@ def monitor(pipeline: Any, mode: str = "auto", *, console: Console | None = None
     if mode == "auto":
         mode = "live" if console.is_terminal else "plain"
     if mode == "live":
-        view = Dashboard(pipeline, title=title, price=price, batch_size=batch_size)
+        many = len(getattr(pipeline, "sources", ())) > 1
+        view = (StreamsDashboard if many else Dashboard)(pipeline, title=title, price=price,
+                                                         batch_size=batch_size)
         with Live(view, console=console, refresh_per_second=4, transient=True,
                   redirect_stdout=False, redirect_stderr=False):
             yield
@@ -303,3 +307,167 @@ def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
             parts.append(Text(f"{p.note}: this machine's speed at that instance's rate",
                               style="dim"))
     return Group(*parts)
+
+
+# -- many streams ------------------------------------------------------------------------------
+def frames_done(pipeline: Any) -> int:
+    """Frames through the whole pipeline so far, every stream together."""
+    if len(getattr(pipeline, "sources", ())) > 1:
+        return sum(r.frames for r in pipeline.streams())
+    stats = pipeline.stats()
+    return stats[-1].items_out if stats else 0
+
+
+def state_counts(reports: list[Any]) -> str:
+    """``"2 running, 1 live, 1 failed"``: streams by state, in the order a stream goes."""
+    order = ("connecting", "running", "live", "reconnecting", "ended", "failed")
+    counts = {s: sum(1 for r in reports if r.state == s) for s in order}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def pick_rows(reports: list[Any], rates: dict[int, float], limit: int) -> list[Any]:
+    """The streams worth a row when not all fit: failing ones first, then the busiest.
+
+    >>> from types import SimpleNamespace as S
+    >>> rs = [S(index=i, state=s) for i, s in enumerate(["running", "failed", "running"])]
+    >>> [r.index for r in pick_rows(rs, {0: 1.0, 2: 9.0}, 2)]
+    [1, 2]
+    """
+    if len(reports) <= limit:
+        return list(reports)
+    trouble = {"failed": 0, "reconnecting": 1, "connecting": 2}
+    ranked = sorted(reports, key=lambda r: (trouble.get(r.state, 3), -rates.get(r.index, 0.0),
+                                            r.index))
+    return sorted(ranked[:limit], key=lambda r: r.index)
+
+
+class StreamsDashboard(Dashboard):
+    """The live view of a run over several streams: a row per stream (the failing and busiest
+    ones when they do not all fit), the shared stages with the detector's mean batch, totals."""
+
+    def __init__(self, pipeline: Any, *, max_rows: int = 12, **kwargs: Any) -> None:
+        super().__init__(pipeline, **kwargs)
+        self.max_rows = max_rows
+        self._stream_rates: dict[int, RateWindow] = {}
+
+    def __rich__(self) -> Group:
+        stats, rates = self.sample()
+        p = self.pipeline
+        now = time.perf_counter()
+        reports = p.streams()
+        stream_rates = {}
+        for r in reports:
+            rw = self._stream_rates.setdefault(r.index, RateWindow(self.window))
+            rw.add(now, r.frames)
+            stream_rates[r.index] = rw.rate()
+        summary = p.summary()
+        done = summary.frames
+        rate = sum(stream_rates.values())
+        elapsed = p.elapsed_s
+
+        table = Table(box=None, padding=(0, 1), header_style="bold")
+        for col in ("stream", "input", "state", "fps", "frames", "dropped", "reconnects",
+                    "p50 ms"):
+            table.add_column(col, justify="left" if col in ("stream", "input", "state")
+                             else "right")
+        styles = {"failed": "bold red", "reconnecting": "yellow", "connecting": "dim",
+                  "ended": "dim", "live": "green"}
+        for r in pick_rows(reports, stream_rates, self.max_rows):
+            lat = r.latency.percentile(50) * 1000 if r.latency.count else None
+            table.add_row(str(r.index), _tail(r.uri), Text(r.state, style=styles.get(r.state, "")),
+                          f"{stream_rates.get(r.index, 0.0):.1f}", str(r.frames),
+                          str(r.dropped), str(r.reconnects),
+                          "-" if lat is None else f"{lat:.0f}")
+        hidden = len(reports) - min(len(reports), self.max_rows)
+
+        shared_ids = set(getattr(p, "stage_ids", ()))
+        shared = [s for s in stats if s.name in shared_ids]
+        stages = Table(box=None, padding=(0, 1), header_style="bold")
+        for col, justify in (("shared", "left"), ("items", "right"), ("fps", "right"),
+                             ("busy", "right"), ("starved", "right"), ("blocked", "right"),
+                             ("inbox", "left")):
+            stages.add_column(col, justify=justify)  # type: ignore[arg-type]
+        neck = bottleneck(stats)
+        mean = summary.batching["mean"]
+        for k, s in enumerate(shared):
+            inbox = Text.assemble(_bar(s.queue_len, s.queue_capacity),
+                                  f" {s.queue_len}/{s.queue_capacity}") \
+                if s.queue_capacity else Text("-", style="dim")
+            if k == 0 and mean:
+                inbox.append(f"  batch {mean:.1f}/{self.batch_size}")
+            name = Text(s.name, style="bold red" if neck is not None and s is neck else "")
+            stages.add_row(name, str(s.items_out), f"{rates.get(s.name, 0.0):.1f}",
+                           *(_share(v, s.wall_s) for v in (s.busy_s, s.starved_s, s.blocked_s)),
+                           inbox)
+
+        lines: list[Any] = []
+        if self.title:
+            lines.append(Text(self.title, style="bold"))
+        details: dict[str, Any] = p.details()
+        device = str(details.get("device", ""))
+        if details.get("model") or device:
+            lines.append(Text(f"model {details.get('model') or '?'} on {device or '?'}",
+                              style="dim"))
+        lines.append(table)
+        if hidden:
+            rest = [r for r in reports if r not in pick_rows(reports, stream_rates,
+                                                             self.max_rows)]
+            lines.append(Text(f"  ... {hidden} more streams ({state_counts(rest)})",
+                              style="dim"))
+        lines.append(stages)
+        lines.append(Text(bottleneck_hint(stats, self.batch_size, device), style="yellow"))
+        fps_all = done / elapsed if elapsed > 0 else 0.0
+        lat = p.latency
+        lines.append(Text(
+            f"{len(reports)} streams: {state_counts(reports)}  frames {done}  "
+            f"fps {rate:.1f} now, {fps_all:.1f} overall  dropped {summary.dropped}  "
+            f"elapsed {format_duration(elapsed)}"))
+        lines.append(Text(f"latency p50 {lat.percentile(50) * 1000:.0f} ms "
+                          f"p95 {lat.percentile(95) * 1000:.0f} ms"))
+        if self.price is not None:
+            per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
+            lines.append(Text(
+                f"cost ${self.price.usd_per_hour * elapsed / 3600:.5f} so far  "
+                f"${per_100k:.2f} per 100k inferences at {self.price.name} "
+                f"(${self.price.usd_per_hour}/h)" if fps_all > 0 else
+                f"cost at {self.price.name} (${self.price.usd_per_hour}/h): measuring...",
+                style="cyan"))
+        return Group(*lines)
+
+
+def _tail(uri: str, width: int = 28) -> str:
+    return uri if len(uri) <= width else "..." + uri[-(width - 3):]
+
+
+def streams_line(pipeline: Any, rate: float) -> str:
+    """The progress line off a terminal for several streams: totals and streams by state.
+
+    ``frames 340  fps 40.1  streams 2 running, 1 failed  dropped 3  bottleneck detect``
+    """
+    reports = pipeline.streams()
+    neck = bottleneck(pipeline.stats())
+    parts = [f"frames {sum(r.frames for r in reports)}", f"fps {rate:.1f}",
+             f"streams {state_counts(reports)}"]
+    dropped = sum(r.dropped for r in reports)
+    if dropped:
+        parts.append(f"dropped {dropped}")
+    parts.append(f"bottleneck {neck.name if neck else '-'}")
+    return "  ".join(parts)
+
+
+def streams_table(summary: Summary, stems: list[str] | None = None) -> Table:
+    """The final table of a run over several streams: how each ended, and why."""
+    table = Table(title=None, header_style="bold", padding=(0, 1))
+    for col in ("#", "stream", "state", "frames", "fps", "dropped", "errors", "reconn",
+                "p95 ms"):
+        table.add_column(col, justify="left" if col in ("stream", "state") else "right",
+                         overflow="fold")
+    for r in summary.streams:
+        name = stems[r.index] if stems and r.index < len(stems) else _tail(r.uri, 20)
+        state = r.state + (" (early)" if r.ended_early else "")
+        table.add_row(str(r.index), name,
+                      Text(state, style="bold red" if r.state == "failed" else ""),
+                      str(r.frames), f"{r.fps:.1f}", str(r.dropped), str(r.decode_errors),
+                      str(r.reconnects),
+                      f"{r.latency.percentile(95) * 1000:.0f}" if r.latency.count else "-")
+    return table

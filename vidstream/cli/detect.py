@@ -24,6 +24,7 @@ from ..config import FILE_KEYS, RunConfig, build_pipeline, load_pipeline_file, v
 from ..cost import resolve_price
 from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
 from ..settings import BACKENDS, DEFAULTS, DEVICES
+from . import streams
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -59,7 +60,10 @@ def add_commands(sub: Any) -> None:
         ),
         formatter_class=Formatter,
     )
-    detect.add_argument("input", help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN")
+    detect.add_argument("input", nargs="?",
+                        help="video file, URL (rtsp/rtmp/http/udp/tcp) or /dev/videoN; give "
+                        "several (or --inputs FILE) to run them as streams of one pipeline")
+    detect.add_argument("more_inputs", nargs="*", metavar="INPUT", help=argparse.SUPPRESS)
     detect.add_argument("-o", "--output", metavar="FILE.mp4",
                         help="annotated video to write (default: "
                         "INPUT-STEM-detected.mp4 in the current directory)")
@@ -68,6 +72,7 @@ def add_commands(sub: Any) -> None:
     detect.add_argument("-y", "--overwrite", action="store_true",
                         help="overwrite outputs that exist (refused otherwise, before any work)")
     _add_run_options(detect)
+    streams.add_detect_options(detect)
     detect.set_defaults(func=cmd_detect, flags=flag_names(detect, video="--output"))
 
     run = sub.add_parser(
@@ -91,6 +96,7 @@ def add_commands(sub: Any) -> None:
     _add_model_option(run, None)
     _add_cost_options(run)
     _add_display_options(run)
+    streams.add_run_options(run)
     # what run has no flag for, the file sets: name its key there
     # an error names the flag the user gave, else the file's key (cost.instance)
     own = flag_names(run, video="--output")
@@ -218,7 +224,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    return execute(config_from_args(args), _display_mode(args), interval=args.progress_interval,
+    inputs = streams.gather_inputs(args)  # several inputs: one stream each
+    cfg = streams.with_inputs(config_from_args(args), inputs,
+                              default_video=not (args.output or args.no_video))
+    return execute(cfg, _display_mode(args), interval=args.progress_interval,
                    flags=args.flags)
 
 
@@ -229,6 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     flags = {**args.flags, **{k: "--" + k.replace("_", "-") for k in _FILE_FIRST
                               if getattr(args, k) is not None}}
     args.flags = flags  # main() names flags from here for an error raised out of execute()
+    overrides.update(inputs=streams.inputs_from_file(args.inputs_file)
+                     if args.inputs_file else None,
+                     metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
     return execute(cfg, _display_mode(args), interval=args.progress_interval, flags=flags)
 
@@ -251,6 +263,9 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
     from ..sources.uri import mask_record
 
+    if len(cfg.inputs) > 1:  # several streams: vidstream.cli.streams
+        return streams.execute_streams(cfg, display, console, interval, flags,
+                                       _install_stop_handlers)
     console = console or Console(stderr=True, highlight=False)
     quiet = display == "quiet"
     validate(cfg, keys=flags)
@@ -273,7 +288,7 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
             console.print(f"[dim]{message}[/dim]")
 
     pipeline = build_pipeline(cfg, progress=progress)
-    with pipeline:
+    with pipeline, streams.metrics_for(pipeline, cfg, price, console, quiet):
         pipeline.open()  # input and model errors surface here, before any output is made
         error: VidstreamError | None = None
         restore = _install_stop_handlers(pipeline, console, quiet)
