@@ -87,6 +87,21 @@ class RunConfig:
     batch_wait_ms: float = DEFAULTS.batch_wait_ms
     metrics_port: int | None = None
     metrics_host: str = DEFAULTS.metrics_host
+    # tracking and counting (vidstream.tracking); lines and zones imply tracking
+    track: bool = False
+    lines: list[str] | None = None  # "NAME:x1,y1,x2,y2"
+    zones: list[str] | None = None  # "NAME:x,y;x,y;x,y"
+    track_activation: float | None = DEFAULTS.track_activation
+    track_buffer_s: float = DEFAULTS.track_buffer_s
+    track_min_iou: float = DEFAULTS.track_min_iou
+    track_min_frames: int = DEFAULTS.track_min_frames
+    count_margin: float = DEFAULTS.count_margin
+    count_anchor: str = DEFAULTS.count_anchor
+    # clusters (vidstream.cluster): None runs here; "ray" a local Ray cluster; else its address
+    cluster: str | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    retries: int = DEFAULTS.cluster_retries
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -138,7 +153,26 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "price_per_hour": ("price_per_hour", (int, float), "a number >= 0"),
         "catalog": ("catalog", (str,), "a path to a catalog JSON file"),
     },
+    "track": {
+        "enabled": ("track", (bool,), "true or false"),
+        "activation": ("track_activation", (int, float), "a score between 0 and 1"),
+        "buffer_s": ("track_buffer_s", (int, float), "seconds, a finite number >= 0"),
+        "min_iou": ("track_min_iou", (int, float), "a number between 0 and 1"),
+        "min_frames": ("track_min_frames", (int,), "an integer >= 1"),
+        "margin": ("count_margin", (int, float), "a number >= 0 (box sizes past a line)"),
+        "anchor": ("count_anchor", (str,), "center or bottom"),
+    },
+    "cluster": {
+        "address": ("cluster", (str,), "ray (a local cluster) or a Ray address"),
+        "cpus_per_task": ("cpus_per_task", (int, float), "a number > 0"),
+        "gpus_per_task": ("gpus_per_task", (int, float), "a number >= 0"),
+        "retries": ("retries", (int,), "an integer >= 0"),
+    },
 }
+
+# [[line]] and [[zone]] tables: counting lines and zones (see vidstream.tracking)
+_COUNTING_TABLES = {"line": ("lines", "x1, y1, x2, y2"),
+                    "zone": ("zones", "[[x, y], [x, y], [x, y], ...]")}
 
 
 # [pipeline] holds descriptive metadata only
@@ -183,6 +217,10 @@ def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None
         if section == "input" and isinstance(body, list):  # [[input]] tables: several inputs
             changes.update(_input_tables(p, body))
             continue
+        if section in _COUNTING_TABLES:  # [[line]] / [[zone]] tables
+            name, specs = _counting_tables(p, section, body)
+            changes[name] = specs
+            continue
         if section == "pipeline":
             if not isinstance(body, dict):
                 raise ConfigError(f"{p}: [pipeline] must be a table of keys")
@@ -223,6 +261,35 @@ def load_pipeline_file(path: str | Path, overrides: dict[str, Any] | None = None
         raise ConfigError(f"{p}: no input: expected input.uri in the file", param="input")
     validate(cfg, where=str(p), keys=FILE_KEYS)
     return expand_paths(cfg)
+
+
+def _counting_tables(p: Path, section: str, body: Any) -> tuple[str, list[str]]:
+    """``[[line]] name = "door", points = [x1, y1, x2, y2]`` (or ``[[zone]]`` with a list of
+    ``[x, y]`` points) as the command line's ``NAME:...`` specs."""
+    field, points_words = _COUNTING_TABLES[section]
+    if not isinstance(body, list) or not all(isinstance(t, dict) for t in body):
+        raise ConfigError(f"{p}: {section} must be [[{section}]] tables of name and points")
+    specs = []
+    for i, table in enumerate(body):
+        where = f"{p}: [[{section}]] #{i + 1}"
+        unknown = sorted(set(table) - {"name", "points"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected name, points")
+        name, points = table.get("name"), table.get("points")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: name = {name!r}: expected a name (a string)")
+        if section == "line":
+            ok = isinstance(points, list) and len(points) == 4 and all(map(_finite, points))
+            text = ",".join(f"{v:g}" for v in points) if ok else ""
+        else:
+            ok = isinstance(points, list) and len(points) >= 3 and all(
+                isinstance(q, list) and len(q) == 2 and all(map(_finite, q)) for q in points)
+            text = ";".join(f"{x:g},{y:g}" for x, y in points) if ok else ""
+        if not ok:
+            raise ConfigError(f"{where}: points = {points!r}: expected {points_words} "
+                              "(pixels, or fractions of the frame when all are in [0, 1])")
+        specs.append(f"{name}:{text}")
+    return field, specs
 
 
 def _check_placeholders(value: str, where: str) -> None:
@@ -324,12 +391,45 @@ def validate(cfg: RunConfig, where: str = "options",
             class_ids_for(cfg.classes)
         except ConfigError as e:  # its message, not str(e): we name the key ourselves
             raise ConfigError(f"{where}: {key('classes')}: {e.message}") from None
+    _validate_tracking(cfg, where, key, bad)
+    if not (_finite(cfg.cpus_per_task) and cfg.cpus_per_task > 0):
+        raise bad("cpus_per_task", "a finite number > 0")
+    if not (_finite(cfg.gpus_per_task) and cfg.gpus_per_task >= 0):
+        raise bad("gpus_per_task", "a finite number >= 0")
+    if cfg.retries < 0:
+        raise bad("retries", "an integer >= 0")
     if not any(getattr(cfg, name) for name in _OUTPUTS):
         raise ConfigError(
             f"{where}: nothing to write: expected at least one of "
             + ", ".join(key(name) for name in _OUTPUTS)
         )
     _validate_streams(cfg, bad)
+
+
+def _validate_tracking(cfg: RunConfig, where: str, key: Any, bad: Any) -> None:
+    if cfg.track_activation is not None and not (_finite(cfg.track_activation)
+                                                 and 0 <= cfg.track_activation <= 1):
+        raise bad("track_activation", "a score between 0 and 1")
+    if not (_finite(cfg.track_buffer_s) and cfg.track_buffer_s >= 0):
+        raise bad("track_buffer_s", "a finite number of seconds >= 0")
+    if not (_finite(cfg.track_min_iou) and 0 <= cfg.track_min_iou <= 1):
+        raise bad("track_min_iou", "a number between 0 and 1")
+    if not cfg.track_min_frames >= 1:
+        raise bad("track_min_frames", "an integer >= 1")
+    if not (_finite(cfg.count_margin) and cfg.count_margin >= 0):
+        raise bad("count_margin", "a finite number >= 0")
+    if cfg.count_anchor not in ("center", "bottom"):
+        raise bad("count_anchor", "center or bottom")
+    if cfg.lines or cfg.zones:
+        from .tracking import parse_line, parse_zone
+        from .tracking.counting import check_names
+
+        try:  # a spec that cannot be parsed fails now, before any work
+            check_names([parse_line(x) for x in cfg.lines or []],
+                        [parse_zone(z) for z in cfg.zones or []])
+        except ConfigError as e:
+            name = "lines" if e.param == "lines" else "zones"
+            raise ConfigError(f"{where}: {key(name)}: {e.message}") from None
 
 
 def _finite(value: Any) -> bool:
@@ -339,27 +439,25 @@ def _finite(value: Any) -> bool:
 
 
 def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
-    """The :class:`~vidstream.pipeline.Pipeline` ``cfg`` describes (nothing opened yet)."""
-    if len(cfg.inputs) > 1:
-        return build_streams_pipeline(cfg, progress=progress)
-    from .detector import Detector
+    """The :class:`~vidstream.pipeline.Pipeline` ``cfg`` describes (nothing opened yet): a
+    stream (source and sinks) per input, and the shared stages (the detector, and the tracker
+    with ``track``), fed batches formed across the streams."""
     from .pipeline import Pipeline
-    from .sinks import ClassCounter, DetectionsWriter, VideoWriter
-    from .sources import VideoSource, is_live
 
-    live = is_live(cfg.input)
-    source = VideoSource(
-        cfg.input,
-        max_pixels=cfg.max_pixels,
-        max_decode_errors=cfg.max_decode_errors,
-        max_frames=cfg.max_frames,
-        threads=cfg.decoder_threads,
-        open_timeout=cfg.stall_timeout,
-        stall_timeout=cfg.stall_timeout,
-        reconnect=cfg.reconnect,
-        reconnect_delay=cfg.reconnect_delay,
-        realtime=cfg.realtime,
-    )
+    streams = stream_configs(cfg) if len(cfg.inputs) > 1 else [cfg]
+    return Pipeline([_stream_source(s) for s in streams], _shared_stages(cfg, progress),
+                    lambda i: _stream_sinks(streams[i]), capacity=cfg.queue_size,
+                    leaky=cfg.leaky)
+
+
+def tracking(cfg: RunConfig) -> bool:
+    """Whether the run tracks objects (asked for, or implied by counting lines and zones)."""
+    return cfg.track or bool(cfg.lines) or bool(cfg.zones)
+
+
+def _shared_stages(cfg: RunConfig, progress: Any) -> list[Any]:
+    from .detector import Detector
+
     detector = Detector(
         cfg.model,
         threshold=cfg.threshold,
@@ -370,23 +468,17 @@ def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
         threads=cfg.tf_threads,
         progress=progress,
         linger=batch_linger(cfg),
+        track_floor=DEFAULTS.track_floor if tracking(cfg) else None,
     )
-    sinks: list[Any] = []
-    if cfg.video:
-        sinks.append(VideoWriter(
-            cfg.video,
-            codec=cfg.codec,
-            preset=cfg.preset,
-            crf=cfg.crf,
-            fragmented=live if cfg.fragmented is None else cfg.fragmented,
-            annotate=cfg.annotate,
-            audio=cfg.audio,
-        ))
-    if cfg.detections:
-        sinks.append(DetectionsWriter(cfg.detections))
-    if cfg.counts:
-        sinks.append(ClassCounter(cfg.counts))
-    return Pipeline(source, [detector], sinks, capacity=cfg.queue_size, leaky=cfg.leaky)
+    if not tracking(cfg):
+        return [detector]
+    from .tracking import Tracker, TrackerSettings
+
+    settings = TrackerSettings(activation_threshold=cfg.track_activation,
+                               lost_buffer_s=cfg.track_buffer_s, min_iou=cfg.track_min_iou,
+                               min_frames=cfg.track_min_frames)
+    return [detector, Tracker(settings, lines=cfg.lines or [], zones=cfg.zones or [],
+                              margin=cfg.count_margin, anchor=cfg.count_anchor)]
 
 
 # -- several inputs ----------------------------------------------------------------------------
@@ -536,29 +628,6 @@ def stream_stems(cfg: RunConfig) -> list[str]:
     return [input_stem(u) for u in (cfg.inputs or [cfg.input])]
 
 
-def build_streams_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
-    """The pipeline of a run with several inputs: one stream (source and sinks) per input,
-    and one detector shared by all, fed batches formed across the streams."""
-    from .detector import Detector
-    from .pipeline import Pipeline
-
-    streams = stream_configs(cfg)
-    detector = Detector(
-        cfg.model,
-        threshold=cfg.threshold,
-        batch_size=cfg.batch_size,
-        classes=cfg.classes,
-        device=cfg.device,
-        backend=cfg.backend,
-        threads=cfg.tf_threads,
-        progress=progress,
-        linger=batch_linger(cfg),
-    )
-    sources = [_stream_source(s) for s in streams]
-    return Pipeline(sources, [detector], lambda i: _stream_sinks(streams[i]),
-                    capacity=cfg.queue_size, leaky=cfg.leaky)
-
-
 def _stream_source(cfg: RunConfig) -> Any:
     from .sources import VideoSource
 
@@ -582,6 +651,13 @@ def _stream_sinks(cfg: RunConfig) -> list[Any]:
 
     sinks: list[Any] = []
     if cfg.video:
+        annotator = None
+        if cfg.lines or cfg.zones:  # the video shows the lines and zones, with their counts
+            from .annotate import Annotator
+            from .tracking import parse_line, parse_zone
+
+            annotator = Annotator(lines=[parse_line(x) for x in cfg.lines or []],
+                                  zones=[parse_zone(z) for z in cfg.zones or []])
         sinks.append(VideoWriter(
             cfg.video,
             codec=cfg.codec,
@@ -590,6 +666,7 @@ def _stream_sinks(cfg: RunConfig) -> list[Any]:
             fragmented=is_live(cfg.input) if cfg.fragmented is None else cfg.fragmented,
             annotate=cfg.annotate,
             audio=cfg.audio,
+            annotator=annotator,
         ))
     if cfg.detections:
         sinks.append(DetectionsWriter(cfg.detections))

@@ -1,0 +1,109 @@
+"""``--cluster``: run each input as a task on Ray (``vidstream.cluster``), with progress lines.
+
+Every other option means what it means locally. Outputs are written by the workers: paths must
+be on a filesystem every node sees (on a local cluster, this machine's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..config import RunConfig, stream_configs, validate
+from ..cost import resolve_price
+from .common import EXIT_INTERRUPTED, non_negative_float, non_negative_int, positive_float
+from .dashboard import format_duration
+
+#: RunConfig fields these options set (``run`` passes them on as overrides).
+FIELDS = ("cluster", "cpus_per_task", "gpus_per_task", "retries")
+
+
+def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
+    d = RunConfig()
+
+    def default(value: Any) -> Any:
+        return None if overrides else value
+
+    g = p.add_argument_group("cluster")
+    g.add_argument("--cluster", nargs="?", const="ray", metavar="ray|ADDRESS",
+                   help="run each input as a task on Ray: 'ray' starts a local cluster, "
+                   "ray://HOST:PORT (or RAY_ADDRESS) joins one; outputs must be on a "
+                   "filesystem every node sees (needs vidstream[ray])")
+    g.add_argument("--cpus-per-task", type=positive_float, metavar="N",
+                   default=default(d.cpus_per_task), help="CPUs each task reserves")
+    g.add_argument("--gpus-per-task", type=non_negative_float, metavar="N",
+                   default=default(d.gpus_per_task),
+                   help="GPUs each task reserves (on a GPU node the detector uses the GPU)")
+    g.add_argument("--retries", type=non_negative_int, metavar="N",
+                   default=default(d.retries),
+                   help="times a video whose worker was lost runs again from its start")
+
+
+def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: float,
+                       flags: dict[str, str] | None, check_outputs: Any) -> int:
+    """Run ``cfg``'s inputs as Ray tasks; returns the exit code (0, 3, 1 or 130).
+
+    ``check_outputs(paths, inputs)`` is the command's own output check, done before any task
+    starts, as for a local run.
+    """
+    from ..cluster import run_on_ray
+    from ..sources.uri import mask_record
+
+    validate(cfg, keys=flags)
+    tasks = stream_configs(cfg)
+    run_summary = cfg.summary if cfg.summary and not any(t.summary for t in tasks) else None
+    outputs = [o for t in tasks for o in (t.video, t.detections, t.summary, t.counts) if o]
+    check_outputs(outputs + ([run_summary] if run_summary else []), [t.input for t in tasks])
+    price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
+    last = [0.0]
+
+    def progress(counts: dict[str, int], elapsed: float) -> None:
+        if quiet or elapsed - last[0] < interval:
+            return
+        last[0] = elapsed
+        done = counts["done"]
+        eta = elapsed / done * (len(tasks) - done) if done else None
+        console.print(f"tasks {done}/{len(tasks)} done, {counts['queued']} queued or running, "
+                      f"{counts['failed']} failed  elapsed {format_duration(elapsed)}  "
+                      f"eta {format_duration(eta)}", highlight=False)
+
+    address = None if cfg.cluster in (None, "ray", "local") else cfg.cluster
+    if not quiet:
+        console.print(f"[dim]{len(tasks)} tasks on "
+                      f"{'a local Ray cluster' if address is None else address}[/dim]")
+    t0 = time.perf_counter()
+    result = run_on_ray(tasks, address=address, cpus_per_task=cfg.cpus_per_task,
+                        gpus_per_task=cfg.gpus_per_task, retries=cfg.retries, price=price,
+                        progress=progress, poll_s=0.25)
+    summary = mask_record(result.summary())
+    if run_summary:
+        tmp = Path(run_summary).with_name(f".{Path(run_summary).name}.partial")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(run_summary)  # whole or absent
+    if not quiet:
+        for s in summary["streams"]:
+            console.print(f"  {s['uri']}: {s['state']}, {s['frames']} frames"
+                          + (f" on {s['node']}" if s["node"] else "")
+                          + (f": {s['error']}" if s["error"] else ""), highlight=False,
+                          soft_wrap=True)
+        fps = summary["fps"]
+        console.print(f"{summary['frames']} frames in {time.perf_counter() - t0:.1f} s, "
+                      f"{fps:.1f} fps across the cluster"
+                      + (f"; ${summary['cost']['usd_per_100k_inferences']:.2f} per 100k "
+                         f"inferences at {summary['cost']['name']} x {summary['cost']['nodes']}"
+                         if summary["cost"] and summary["cost"]["usd_per_100k_inferences"]
+                         else ""), highlight=False, soft_wrap=True)
+    for s in summary["streams"]:
+        if s["state"] == "failed":
+            console.print(f"[yellow]vidstream: warning: {s['uri']} failed: {s['error']}"
+                          "[/yellow]", soft_wrap=True)
+    if result.interrupted and not quiet:
+        console.print("[yellow]vidstream: interrupted: queued and running tasks cancelled; "
+                      "finished outputs kept[/yellow]")
+    return EXIT_INTERRUPTED if result.interrupted else result.exit_code
+
