@@ -32,7 +32,8 @@ TS_PACKET = 188
 class Step:
     """What one connection gets: ``seconds`` of the clip (None: all of it), then ``then``.
 
-    ``then`` is ``"close"`` (drop the connection), ``"stall"`` (send nothing more, keep the
+    ``then`` is ``"close"`` (drop the connection), ``"cut"`` (drop it in the middle of a
+    transport-stream packet, as a dying link does), ``"stall"`` (send nothing more, keep the
     socket open until the server stops), ``"garbage"`` (keep sending, at the same pace, bytes
     that are not video) or ``"end"`` (close after the clip, a clean end).
     """
@@ -144,7 +145,7 @@ class LoopbackServer:
                         time.sleep(0.05)
                 elif step.then == "garbage":
                     self._send_garbage(conn)
-                elif step.then == "close":
+                elif step.then in ("close", "cut"):
                     conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # the client went away: that is its right
@@ -163,6 +164,8 @@ class LoopbackServer:
         if step.seconds is not None:
             limit = min(total, int(total * step.seconds / self.duration_s))
             limit -= limit % TS_PACKET
+            if step.then == "cut":
+                limit += TS_PACKET // 2
         chunk = TS_PACKET * 7  # one UDP-sized burst, as TS servers send
         t0 = time.monotonic()
         sent = 0

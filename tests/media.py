@@ -63,3 +63,89 @@ def count_frames(path: Path) -> int:
 
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
+
+
+def huge_header_h264(path: Path, width: int, height: int) -> Path:
+    """A raw H.264 stream of one tiny frame whose header claims ``width`` x ``height``: a
+    hostile file of a few hundred bytes (its sequence parameter set is rewritten)."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
+        s.options = {"profile": "baseline", "preset": "ultrafast"}
+        f = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        f.pts = 0
+        for p in [*s.encode(f), *s.encode(None)]:
+            out.mux(p)
+    units = []
+    for nal in buf.getvalue().split(b"\x00\x00\x00\x01"):
+        if nal and nal[0] & 0x1F == 7:  # the SPS
+            nal = nal[:1] + _escape(_resized_sps(_unescape(nal[1:]), width, height))
+        if nal:
+            units.append(b"\x00\x00\x00\x01" + nal)
+    path.write_bytes(b"".join(units))
+    return path
+
+
+def _resized_sps(rbsp: bytes, width: int, height: int) -> bytes:
+    """A baseline-profile SPS with its size fields replaced (the rest copied bit for bit)."""
+    bits = "".join(f"{b:08b}" for b in rbsp)
+    pos = 0
+
+    def u(n: int) -> str:
+        nonlocal pos
+        pos += n
+        return bits[pos - n:pos]
+
+    def ue() -> str:
+        start = pos
+        zeros = 0
+        while u(1) == "0":
+            zeros += 1
+        u(zeros)
+        return bits[start:pos]
+
+    def ue_bits(v: int) -> str:
+        b = f"{v + 1:b}"
+        return "0" * (len(b) - 1) + b
+
+    head = u(8)
+    assert int(head, 2) == 66, "expected a baseline-profile SPS"
+    out = head + u(16) + ue() + ue()  # constraints, level, sps id, log2_max_frame_num
+    poc = ue()
+    out += poc
+    if int(poc, 2) == 1:  # "1": pic_order_cnt_type 0
+        out += ue()
+    out += ue() + u(1)  # max_num_ref_frames, gaps_in_frame_num_allowed
+    ue()
+    ue()  # the old size in macroblocks
+    out += ue_bits(width // 16 - 1) + ue_bits(height // 16 - 1) + bits[pos:]
+    out += "0" * (-len(out) % 8)
+    return bytes(int(out[i:i + 8], 2) for i in range(0, len(out), 8))
+
+
+def _unescape(data: bytes) -> bytes:
+    out, zeros = bytearray(), 0
+    for x in data:
+        if zeros >= 2 and x == 3:
+            zeros = 0
+            continue
+        out.append(x)
+        zeros = zeros + 1 if x == 0 else 0
+    return bytes(out)
+
+
+def _escape(data: bytes) -> bytes:
+    out, zeros = bytearray(), 0
+    for x in data:
+        if zeros >= 2 and x <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(x)
+        zeros = zeros + 1 if x == 0 else 0
+    return bytes(out)

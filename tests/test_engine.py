@@ -377,7 +377,12 @@ def run_expecting_cancel(p: Pipeline) -> None:
         pass
 
 
-def test_leaving_a_with_block_returns_within_the_deadline(caplog):
+def test_leaving_a_with_block_returns_within_the_deadline(caplog, monkeypatch):
+    import logging
+
+    # the command line's log set-up (run in-process by other tests) stops propagation
+    monkeypatch.setattr(logging.getLogger("vidstream"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="vidstream")
     stage = Stuck()
     sink = Collect()
     t0 = time.monotonic()

@@ -137,7 +137,10 @@ def test_stream_that_ends_before_its_first_frame_is_retried(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--reconnect", "2", "--reconnect-delay", "0.2")
         code, err, _ = run.finish()
         assert srv.connections == 3
-    assert code == 0, err
+    # the third connection dropped too, with no attempt left: lost for good, not an end
+    assert code == 1, err
+    assert last_error(err) == (f"vidstream: error: {srv.url}: stream lost after 2 reconnect "
+                               "attempts: the stream ended")
     assert "(attempt 2 of 2)" in err and "reconnected" in err
     summary = run.summary()
     assert summary["source"]["reconnects"] == 2
@@ -152,7 +155,9 @@ def test_reconnects_after_a_drop_and_continues(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--reconnect", "1", "--reconnect-delay", "0.2")
         code, err, _ = run.finish()
         assert srv.connections == 2
-    assert code == 0, err
+    # a camera's stream does not end: its end with no attempt left is the stream lost
+    assert code == 1, err
+    assert last_error(err).endswith("stream lost after 1 reconnect attempts: the stream ended")
     summary = run.summary()
     assert summary["source"]["reconnects"] == 1
     assert summary["source"]["reconnect_gap_s"] > 0.1
@@ -227,7 +232,9 @@ def test_stall_then_reconnect_counts_the_gap(stream, tmp_path):
         run = LiveRun(tmp_path, srv.url, "--stall-timeout", "1", "--reconnect", "1",
                       "--reconnect-delay", "0.2")
         code, err, _ = run.finish()
-    assert code == 0, err  # the second connection ended the stream; no attempts were left
+    # the second connection dropped with no attempt left: the stream is lost (issue 11)
+    assert code == 1, err
+    assert last_error(err).endswith("stream lost after 1 reconnect attempts: the stream ended")
     summary = run.summary()
     assert summary["source"]["reconnects"] == 1
     assert summary["source"]["reconnect_gap_s"] >= 1.0  # the stall, the backoff, the connect

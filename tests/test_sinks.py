@@ -210,7 +210,8 @@ def test_the_sinks_package_exports():
     from vidstream.settings import DEFAULTS
 
     assert sinks.__all__ == ["FRAGMENTED_MOVFLAGS", "AudioCopier", "ClassCounter",
-                             "DetectionsWriter", "VideoWriter", "check_output"]
+                             "DetectionsWriter", "OutputFile", "VideoWriter", "check_distinct",
+                             "check_output", "write_atomic"]
     assert all(getattr(sinks, name) is not None for name in sinks.__all__)
     writer = VideoWriter("x.mp4")
     assert (writer.codec, writer.preset) == (DEFAULTS.codec, DEFAULTS.preset)

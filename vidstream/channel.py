@@ -129,6 +129,7 @@ class Channel:
         """Stop now: every waiter wakes with :class:`ChannelAborted`; items are discarded."""
         with self._cond:
             self._aborted = True
+            self.dropped += len(self._items)  # discarded frames are counted, not lost
             self._items.clear()
             self._cond.notify_all()
 

@@ -307,9 +307,20 @@ def _check_placeholders(value: str, where: str) -> None:
 
 
 def input_stem(uri: str) -> str:
-    """``clips/cam1.mp4`` -> ``cam1``; ``rtsp://user:pw@host/live`` -> ``live``."""
+    """``clips/cam1.mp4`` -> ``cam1``; ``rtsp://user:pw@host/live`` -> ``live``.
+
+    The stem is one plain file name, never a way out of the output's directory: no leading
+    dots (``...mp4`` would give ``..``), no separators or control characters.
+
+    >>> input_stem("...mp4"), input_stem("clips/..mp4"), input_stem("a:b?.mp4")
+    ('output', 'output', 'a_b')
+    """
     tail = str(uri).rstrip("/").split("?", 1)[0].rsplit("/", 1)[-1]
-    return Path(tail).stem or "output"
+    stem = "".join("_" if c in _UNSAFE or not c.isprintable() else c for c in Path(tail).stem)
+    return stem.lstrip(".").strip() or "output"
+
+
+_UNSAFE = frozenset('/\\:*?"<>|')
 
 
 def expand_paths(cfg: RunConfig) -> RunConfig:
@@ -667,9 +678,10 @@ def _stream_sinks(cfg: RunConfig) -> list[Any]:
             annotate=cfg.annotate,
             audio=cfg.audio,
             annotator=annotator,
+            overwrite=cfg.overwrite,
         ))
     if cfg.detections:
-        sinks.append(DetectionsWriter(cfg.detections))
+        sinks.append(DetectionsWriter(cfg.detections, overwrite=cfg.overwrite))
     if cfg.counts:
-        sinks.append(ClassCounter(cfg.counts))
+        sinks.append(ClassCounter(cfg.counts, overwrite=cfg.overwrite))
     return sinks

@@ -513,6 +513,8 @@ class Pipeline:
         dropped += sum(drops[s.index] for drops in self._stage_drops)
         if self._split is not None:
             dropped += self._split.dropped[s.index]
+        if s.sink_inbox is not None and s.sink_inbox is not s.outbox:
+            dropped += s.sink_inbox.dropped  # queued for sinks that failed
         return dropped + s.sink_counters.dropped
 
     # -- machinery -------------------------------------------------------------------------
@@ -893,6 +895,8 @@ class Pipeline:
             pass
         except BaseException as e:
             c.errors += 1
+            if item is not None:
+                c.dropped += 1  # the frame the sink failed on was not delivered
             self._stream_failed(s, e, s.sink_id, item.index if item is not None else None,
                                 in_sink=True)
         finally:

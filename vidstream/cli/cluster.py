@@ -48,8 +48,8 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
                        flags: dict[str, str] | None, check_outputs: Any) -> int:
     """Run ``cfg``'s inputs as Ray tasks; returns the exit code (0, 3, 1 or 130).
 
-    ``check_outputs(paths, inputs)`` is the command's own output check, done before any task
-    starts, as for a local run.
+    ``check_outputs(outputs, inputs)`` is the command's own output check (``outputs`` pairs
+    each output's parameter with its path), done before any task starts, as for a local run.
     """
     from ..cluster import run_on_ray
     from ..sources.uri import mask_record
@@ -57,8 +57,11 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
     validate(cfg, keys=flags)
     tasks = stream_configs(cfg)
     run_summary = cfg.summary if cfg.summary and not any(t.summary for t in tasks) else None
-    outputs = [o for t in tasks for o in (t.video, t.detections, t.summary, t.counts) if o]
-    check_outputs(outputs + ([run_summary] if run_summary else []), [t.input for t in tasks])
+    named = [(name, getattr(t, name)) for t in tasks
+             for name in ("video", "detections", "summary", "counts") if getattr(t, name)]
+    if run_summary:
+        named.append(("summary", run_summary))
+    check_outputs(named, [t.input for t in tasks])
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
     last = [0.0]
 

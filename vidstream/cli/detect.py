@@ -24,7 +24,7 @@ from ..config import FILE_KEYS, RunConfig, build_pipeline, load_pipeline_file, v
 from ..cost import resolve_price
 from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
 from ..settings import BACKENDS, DEFAULTS, DEVICES
-from . import streams
+from . import cluster, counting, streams
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -73,6 +73,8 @@ def add_commands(sub: Any) -> None:
                         help="overwrite outputs that exist (refused otherwise, before any work)")
     _add_run_options(detect)
     streams.add_detect_options(detect)
+    counting.add_options(detect)
+    cluster.add_options(detect)
     detect.set_defaults(func=cmd_detect, flags=flag_names(detect, video="--output"))
 
     run = sub.add_parser(
@@ -97,6 +99,8 @@ def add_commands(sub: Any) -> None:
     _add_cost_options(run)
     _add_display_options(run)
     streams.add_run_options(run)
+    counting.add_options(run, overrides=True)
+    cluster.add_options(run, overrides=True)
     # what run has no flag for, the file sets: name its key there
     # an error names the flag the user gave, else the file's key (cost.instance)
     own = flag_names(run, video="--output")
@@ -241,6 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides.update(inputs=streams.inputs_from_file(args.inputs_file)
                      if args.inputs_file else None,
                      metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+    overrides.update({k: getattr(args, k) for k in (*counting.FIELDS, *cluster.FIELDS)})
     cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
     return execute(cfg, _display_mode(args), interval=args.progress_interval, flags=flags)
 
@@ -260,22 +265,24 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
 
     ``flags`` maps RunConfig fields to how the command spells them, for error messages.
     """
-    from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
+    # PyAV and OpenCV load only for a command that runs
+    from ..sinks import OutputFile, check_outputs
     from ..sources.uri import mask_record
 
+    console = console or Console(stderr=True, highlight=False)
+    quiet = display == "quiet"
+    if cfg.cluster:  # every input a task on Ray: vidstream.cli.cluster
+        return cluster.execute_on_cluster(cfg, console, quiet, interval, flags,
+                                          lambda outs, ins: check_outputs(outs, ins,
+                                                                          cfg.overwrite))
     if len(cfg.inputs) > 1:  # several streams: vidstream.cli.streams
         return streams.execute_streams(cfg, display, console, interval, flags,
                                        _install_stop_handlers)
-    console = console or Console(stderr=True, highlight=False)
-    quiet = display == "quiet"
     validate(cfg, keys=flags)
-    outputs = [o for o in (cfg.video, cfg.detections, cfg.summary, cfg.counts) if o]
-    if len({os.path.abspath(o) for o in outputs}) != len(outputs):
-        raise ConfigError("two outputs name the same file")
-    for out in outputs:
-        if os.path.abspath(out) == os.path.abspath(cfg.input):
-            raise OutputError(f"{out}: output would overwrite the input")
-        check_output(out, cfg.overwrite)
+    named = {name: getattr(cfg, name) for name in _OUTPUT_FIELDS if getattr(cfg, name)}
+    outputs = list(named.values())
+    # by identity, not by spelling: a link to the input is the input
+    check_outputs(named, [cfg.input], cfg.overwrite)
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
     if cfg.tf_threads:
         # lazily: TensorFlow loads only for a run that needs it (moving to vidstream.tfruntime)
@@ -288,36 +295,59 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
             console.print(f"[dim]{message}[/dim]")
 
     pipeline = build_pipeline(cfg, progress=progress)
-    with pipeline, streams.metrics_for(pipeline, cfg, price, console, quiet):
-        pipeline.open()  # input and model errors surface here, before any output is made
-        error: VidstreamError | None = None
-        restore = _install_stop_handlers(pipeline, console, quiet)
-        try:
-            mode = "off" if display in ("off", "quiet") else "auto"
-            with monitor(pipeline, mode, console=console, title=_title(cfg), price=price,
-                         batch_size=cfg.batch_size, interval=interval):
-                try:
-                    pipeline.run()
-                except VidstreamError as e:
-                    error = e
-        finally:
-            restore()
-        summary = pipeline.summary().with_price(price)
-    if cfg.summary:
-        # no credentials in the file, whatever an error message says
-        record = mask_record(summary.to_dict())
-        Path(cfg.summary).write_text(json.dumps(record, indent=2) + "\n")
+    # The summary is locked for the run (without -y) and written whole at the end.
+    summary_out = OutputFile(cfg.summary, overwrite=cfg.overwrite) if cfg.summary else None
+    try:
+        if summary_out is not None:
+            summary_out.begin()
+        with pipeline, streams.metrics_for(pipeline, cfg, price, console, quiet):
+            pipeline.open()  # input, model and output errors surface here, before any work
+            error: VidstreamError | None = None
+            restore = _install_stop_handlers(pipeline, console, quiet)
+            try:
+                mode = "off" if display in ("off", "quiet") else "auto"
+                with monitor(pipeline, mode, console=console, title=_title(cfg), price=price,
+                             batch_size=cfg.batch_size, interval=interval):
+                    try:
+                        pipeline.run()
+                    except VidstreamError as e:
+                        error = e
+            finally:
+                restore()
+            summary = pipeline.summary().with_price(price)
+        summary_error: OutputError | None = None
+        if summary_out is not None:
+            try:
+                # no credentials in the file, whatever an error message says
+                record = mask_record(summary.to_dict())
+                summary_out.write_text(json.dumps(record, indent=2) + "\n")
+            except OutputError as e:
+                summary_error = e
+    finally:
+        if summary_out is not None:
+            summary_out.release()
+    files = _output_files(summary.details, cfg, summary_error)
     if not quiet:
         console.print(summary_table(summary))
-        written = [o for o in outputs if Path(o).exists()]
+        written = [o for o in outputs if files.get(o, {}).get("finalized")]
         if written:
             console.print(f"wrote {', '.join(written)}")
+    # Say plainly which outputs are not whole; never claim frames that do not read back.
+    unusable = [f"{path}: {_file_state(f)}" for path, f in files.items()
+                if not f.get("finalized") and f.get("error")]
     source = pipeline.source
     if error is not None and not (summary.interrupted and isinstance(error, Cancelled)):
         print_error(error, flags)
-        if summary.frames and cfg.video and Path(cfg.video).exists():
-            console.print(f"[yellow]vidstream: {summary.frames} frames processed before the "
+        video = files.get(cfg.video or "", {})
+        if video.get("finalized") and video.get("frames"):
+            console.print(f"[yellow]vidstream: {video['frames']} frames processed before the "
                           f"error were written to {cfg.video}[/yellow]", soft_wrap=True)
+        _warn_unusable(console, unusable)
+        return EXIT_ERROR
+    if summary_error is not None or unusable:
+        if summary_error is not None:
+            print_error(summary_error, flags)
+        _warn_unusable(console, unusable)
         return EXIT_ERROR
     if summary.interrupted:
         if not quiet:
@@ -331,6 +361,37 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
                       "[/yellow]", soft_wrap=True)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+_OUTPUT_FIELDS = ("video", "detections", "summary", "counts")
+# what each output sink says about its file in the summary's details
+_FILE_KEYS = {"video": "video_file", "detections": "detections_file", "counts": "counts_file"}
+
+
+def _output_files(details: dict[str, Any], cfg: RunConfig,
+                  summary_error: OutputError | None) -> dict[str, dict[str, Any]]:
+    """Each output's state by path: ``finalized``, ``frames``, ``error``."""
+    files: dict[str, dict[str, Any]] = {}
+    for name, key in _FILE_KEYS.items():
+        path = getattr(cfg, name)
+        if path:
+            # a sink that never opened says nothing: its file was not made
+            files[path] = dict(details.get(key) or {"finalized": False, "error": None})
+    if cfg.summary:
+        files[cfg.summary] = {"finalized": summary_error is None,
+                              "error": summary_error.message if summary_error else None}
+    return files
+
+
+def _file_state(f: dict[str, Any]) -> str:
+    if Path(f.get("path") or "").exists() and f.get("frames"):
+        return f"incomplete ({f['error']}): it holds the first {f['frames']} frames"
+    return f"not written ({f['error']})"
+
+
+def _warn_unusable(console: Console, lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"[yellow]vidstream: {line}[/yellow]", soft_wrap=True)
 
 
 def _title(cfg: RunConfig) -> str:

@@ -194,7 +194,7 @@ def execute_streams(cfg: RunConfig, display: str, console: Console | None,
     ``install_stop_handlers`` is ``detect``'s Ctrl-C handling (first: stop and finish, second:
     abort).
     """
-    from ..sinks import check_output  # PyAV and OpenCV load only for a command that runs
+    from ..sinks import check_outputs  # PyAV and OpenCV load only for a command that runs
     from ..sources import mask_credentials
 
     console = console or Console(stderr=True, highlight=False)
@@ -202,18 +202,14 @@ def execute_streams(cfg: RunConfig, display: str, console: Console | None,
     validate(cfg, keys=flags)
     streams = stream_configs(cfg, keys=flags)
     stems = stream_stems(cfg)
-    outputs = [o for s in streams for o in (s.video, s.detections, s.summary, s.counts) if o]
+    named = [(name, getattr(s, name)) for s in streams
+             for name in ("video", "detections", "summary", "counts") if getattr(s, name)]
     run_summary = cfg.summary if cfg.summary and not any(s.summary for s in streams) else None
     if run_summary:
-        outputs.append(run_summary)
-    resolved = [Path(o).resolve() for o in outputs]
-    if len(set(resolved)) != len(resolved):
-        raise ConfigError("two outputs name the same file")
-    inputs = {Path(s.input).resolve() for s in streams}
-    for out, path in zip(outputs, resolved, strict=True):
-        if path in inputs:
-            raise OutputError(f"{out}: output would overwrite an input")
-        check_output(out, cfg.overwrite)
+        named.append(("summary", run_summary))
+    outputs = [path for _, path in named]
+    # by identity, not by spelling: a link to an input is that input
+    check_outputs(named, [s.input for s in streams], cfg.overwrite)
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
     if cfg.tf_threads:
         from ..tfruntime import configure_threads

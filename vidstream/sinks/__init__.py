@@ -21,15 +21,20 @@ The video keeps the input's timestamps (so its exact frame rate and duration) an
 audio unchanged; closing finalizes the file whatever happened before, so a run that fails or
 is interrupted still leaves a playable video of every frame processed.
 
-The modules, one job each: :mod:`.output` (can the output be written?), :mod:`.video` (the
-encoder), :mod:`.audio` (the audio remux), :mod:`.data` (detections and counts).
+Every output is written whole or not at all (a temporary name beside it, renamed into place
+when it is finished), never replaces an input, and is locked while a run writes it: see
+:mod:`.output`.
+
+The modules, one job each: :mod:`.output` (can the output be written? is it the input? whole
+or absent), :mod:`.video` (the encoder), :mod:`.audio` (the audio remux), :mod:`.data`
+(detections and counts).
 """
 
 from __future__ import annotations
 
 from .audio import AudioCopier
 from .data import ClassCounter, DetectionsWriter
-from .output import check_output
+from .output import OutputFile, check_distinct, check_output, check_outputs, write_atomic
 from .video import FRAGMENTED_MOVFLAGS, VideoWriter
 
 __all__ = [
@@ -37,6 +42,10 @@ __all__ = [
     "AudioCopier",
     "ClassCounter",
     "DetectionsWriter",
+    "OutputFile",
     "VideoWriter",
+    "check_distinct",
     "check_output",
+    "check_outputs",
+    "write_atomic",
 ]

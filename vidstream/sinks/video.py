@@ -22,7 +22,10 @@ from ..frames import Frame, StreamInfo
 from ..settings import DEFAULTS
 from ..stage import Sink
 from .audio import AudioCopier
-from .output import check_output
+from .output import OutputFile, check_output, describe_output
+
+#: The smallest frame the 4:2:0 encoders take (libx264 needs at least 2x2 pixels).
+MIN_SIZE = (2, 2)
 
 #: MP4 written as self-contained fragments: readable up to the last one after a hard kill.
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
@@ -45,6 +48,14 @@ class VideoWriter(Sink):
 
     ``audio=True`` copies the input file's audio; if that fails, the video goes on without
     it, a warning says why, and :meth:`describe` counts it.
+
+    The file appears whole or not at all: it is written under a hidden temporary name beside
+    ``path`` and renamed into place when closed, so a reader never sees a half-written video
+    and a run that cannot finalize it (a full disk) leaves ``path`` absent (or, with
+    ``overwrite``, unchanged). Without ``overwrite`` an existing ``path`` is refused and the
+    path is locked for the run: a second run aiming at it is refused. A fragmented video is
+    meant to be read while it grows and after a kill, so it is written at ``path`` itself,
+    locked whatever ``overwrite`` says. :attr:`frames_written` counts the frames in the file.
     """
 
     name = "video"
@@ -63,8 +74,10 @@ class VideoWriter(Sink):
         options: dict[str, str] | None = None,
         annotator: Annotator | None = None,
         rate: float | Fraction | None = None,
+        overwrite: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.overwrite = overwrite
         self.rate = rate
         self.codec = codec
         self.preset = preset
@@ -75,8 +88,12 @@ class VideoWriter(Sink):
         self.threads = threads
         self.options = dict(options or {})
         self.annotator = annotator or Annotator()
-        self.frames_written = 0
+        self.frames_written = 0  # frames in the file: video packets muxed
+        self.frames_encoded = 0  # frames given to the encoder
+        self.error: str | None = None  # the first write failure, in words
+        self.finalized = False  # the file is whole and in place
         self.last_end: float | None = None
+        self._out: OutputFile | None = None
         self._container: Any = None
         self._stream: Any = None
         self._audio: AudioCopier | None = None
@@ -84,7 +101,7 @@ class VideoWriter(Sink):
         self._closed = False
 
     def open(self, info: StreamInfo | None = None) -> None:
-        check_output(self.path, overwrite=True)
+        check_output(self.path, overwrite=self.overwrite)
         if info is not None:  # else the first frame gives the size (used alone)
             self._start(info)
 
@@ -92,7 +109,7 @@ class VideoWriter(Sink):
         """Encode one frame: a :class:`Frame`, or an RGB uint8 image ``(H, W, 3)``; boxes are
         drawn for ``detections`` (or the frame's own) when ``annotate`` is on."""
         frame = image if isinstance(image, Frame) else Frame.from_array(
-            image, index=self.frames_written)
+            image, index=self.frames_encoded)
         if detections is not None:
             frame = frame.with_detections(detections)
         self.process(frame)
@@ -102,41 +119,92 @@ class VideoWriter(Sink):
             if self._closed:
                 raise OutputError(f"{self.path}: the writer is closed")
             self._start(self._info_for(frame))
+        if self.error is not None:
+            raise OutputError(f"{self.path}: cannot write: {self.error}")
         picture = self._picture(frame)
         try:
             for packet in self._stream.encode(picture):
                 self._mux_video(packet)
         except (av.FFmpegError, OSError) as e:  # e.g. the disk is full
-            raise OutputError(f"{self.path}: cannot write: {e}") from e
-        self.frames_written += 1
+            raise self._failed(e) from e
+        self.frames_encoded += 1
         if frame.time is not None and frame.time_base is not None:
             self.last_end = frame.time + float(1 / (self._stream.average_rate or 30))
 
     def close(self) -> None:
+        """Flush the encoder, finalize the file and put it in place.
+
+        Raises :class:`~vidstream.errors.OutputError` when the file cannot be finalized (it
+        is then removed: a video without its index is no video) or put in place.
+        """
         self._closed = True
         if self._container is None:
+            if self._out is not None:
+                self._out.release()
             return
         try:
-            if self._stream is not None:
-                for packet in self._stream.encode(None):
-                    self._mux_video(packet)
-            if self._audio is not None:
+            if self._stream is not None and self.error is None:
+                try:
+                    for packet in self._stream.encode(None):
+                        self._mux_video(packet)
+                except (av.FFmpegError, OSError) as e:
+                    self._failed(e)
+            if self._audio is not None and self.error is None:
                 self._audio.copy_until(self.last_end)
         finally:
             if self._audio is not None:
                 self._audio.close()
             container, self._container = self._container, None
             self._stream = None
-            container.close()
-            if self.frames_written == 0:
-                # Not one frame: leave no file that looks like a video but is not one.
-                self.path.unlink(missing_ok=True)
+            try:
+                container.close()  # writes the index: the step a full disk breaks
+            except (av.FFmpegError, OSError) as e:
+                self._failed(e, finalizing=True)
+            self._finish()
+        if self.error is not None:
+            raise OutputError(f"{self.path}: {self._outcome()}")
+
+    def _finish(self) -> None:
+        out = self._out
+        assert out is not None
+        if self.frames_written and self.error is not None:
+            # Only what reads back counts: the muxer may have taken packets the disk did not.
+            self.frames_written = _readable_frames(out.temp)
+        if not self.frames_written:
+            # Not one frame: leave no file that looks like a video but is not one.
+            out.discard()
+            return
+        try:
+            out.commit()
+        except OutputError as e:
+            self.frames_written = 0
+            self.error = self.error or e.message
+            raise
+        self.finalized = True
+
+    def _failed(self, e: BaseException, finalizing: bool = False) -> OutputError:
+        """Record the first write failure; the error to raise for it."""
+        text = getattr(e, "strerror", None) or str(e)
+        if finalizing and self.error is None:
+            self.error = f"cannot finalize: {text}"
+        elif self.error is None:
+            self.error = text
+        return OutputError(f"{self.path}: cannot write: {text}")
+
+    def _outcome(self) -> str:
+        if self.frames_written:
+            return (f"incomplete ({self.error}): it holds the first {self.frames_written} "
+                    "frames")
+        return f"not written ({self.error}); no video was left"
 
     def describe(self) -> dict[str, Any]:
         """The output, its encoder and, when the input's audio is copied, the audio's
         counters: ``{"packets": N, "errors": K, "error": "the first failure" or None}``."""
-        described: dict[str, Any] = {"output": str(self.path), "encoder": self.codec,
-                                     "preset": self.preset}
+        described: dict[str, Any] = {
+            "output": str(self.path), "encoder": self.codec, "preset": self.preset,
+            "video_file": describe_output(self.path, finalized=self.finalized, error=self.error,
+                                          frames=self.frames_written),
+        }
         if self._audio is not None:
             described["audio"] = self._audio.to_dict()
         return described
@@ -147,15 +215,23 @@ class VideoWriter(Sink):
         if self.fragmented:
             container_options = {"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1",
                                  "frag_duration": str(int(DEFAULTS.fragment_s * 1_000_000))}
+        if info.width < MIN_SIZE[0] or info.height < MIN_SIZE[1]:
+            raise OutputError(
+                f"{self.path}: the frames are {info.width}x{info.height}; the {self.codec} "
+                f"encoder needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]} pixels", param="video")
+        self._out = OutputFile(self.path, overwrite=self.overwrite, in_place=self.fragmented)
+        target = self._out.begin()
         try:
-            self._container = av.open(str(self.path), "w", options=container_options)
+            self._container = av.open(str(target), "w", options=container_options)
         except (av.FFmpegError, OSError, ValueError) as e:
+            self._out.discard()
             raise OutputError(f"{self.path}: cannot create output: {e}") from e
         try:
             self._setup(info)
         except BaseException:
             self._container.close()
             self._container = None
+            self._out.discard()
             raise
 
     def _setup(self, info: StreamInfo) -> None:
@@ -218,7 +294,7 @@ class VideoWriter(Sink):
                 picture = av.VideoFrame.from_ndarray(image, format="rgb24")
             if (picture.width, picture.height) != self._size:
                 picture = picture.reformat(width=self._size[0], height=self._size[1])
-        picture.pts = frame.pts if frame.pts is not None else self.frames_written
+        picture.pts = frame.pts if frame.pts is not None else self.frames_encoded
         picture.time_base = frame.time_base or self._stream.codec_context.time_base
         return picture
 
@@ -227,6 +303,16 @@ class VideoWriter(Sink):
         if self._audio is not None and packet.dts is not None and packet.time_base:
             self._audio.copy_until(float(packet.dts * packet.time_base))
         self._container.mux(packet)
+        self.frames_written += 1
+
+
+def _readable_frames(path: Path) -> int:
+    """Video packets that read back from ``path`` (0 when it does not open)."""
+    try:
+        with av.open(str(path)) as c:
+            return sum(1 for p in c.demux(video=0) if p.size)
+    except (av.FFmpegError, OSError, ValueError, IndexError, UnicodeDecodeError, EOFError):
+        return 0
 
 
 def _planes(picture: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from ..errors import (
     CorruptInputError,
@@ -36,6 +37,8 @@ from .failures import READ_ERRORS, describe_error
 from .forensics import incomplete
 from .live import Pacer, Reconnector, StallWatchdog
 from .uri import is_live, mask_credentials
+
+_INT_MAX = 2**31 - 1  # FFmpeg's int options
 
 # What ends a read: a broken input, or a lost live stream (frames() may reconnect).
 _LOST: tuple[type[BaseException], ...] = (SourceError, *READ_ERRORS)
@@ -102,6 +105,7 @@ class VideoSource(Source):
         self._packets: Iterator[Any] | None = None
         self._format = ""
         self._finite = not self.live
+        self.rotation = 0  # degrees counter-clockwise the display matrix asks for
 
     @property
     def reconnect(self) -> int:
@@ -154,13 +158,16 @@ class VideoSource(Source):
                             pts = last_pts + step
                     picture.pts = pts
                     last_pts = pts
+                    if self.rotation:
+                        picture = upright(picture, self.rotation)
                     self._reconnector.got_frame()
                     index += 1
                     self.frames_decoded = index
                     yield Frame.from_av(picture, index - 1)
-                if (self.live and not self._finite and not self._reconnector.exhausted
-                        and not self._stop.is_set()):
-                    # A live stream has no end: the server hung up, so connect again.
+                if (self.live and not self._finite and not self._stop.is_set()
+                        and self._reconnector.attempts):
+                    # A live stream has no end: the server hung up, so connect again; with
+                    # no attempt left, the stream is lost for good (an error, not an end).
                     raise SourceError(f"{self.display}: the stream ended", source=self.display)
                 break
             except _LOST as e:
@@ -178,6 +185,11 @@ class VideoSource(Source):
                     self.ended_early = f"unreadable after frame {index - 1}: {describe_error(e)}"
                     return
                 if self._reconnector.exhausted:
+                    if isinstance(e, SourceError) and self.reconnects:
+                        raise type(e)(
+                            f"{self.display}: stream lost after {self.reconnects} reconnect "
+                            f"attempts: {self._reconnector.cause(e)}",
+                            source=self.display, param=e.param) from e
                     if isinstance(e, SourceError):
                         raise
                     raise SourceError(
@@ -232,6 +244,10 @@ class VideoSource(Source):
     def _connect(self) -> None:
         kwargs: dict[str, Any] = {"metadata_errors": "replace"}
         options = dict(self.options)
+        # FFmpeg's own cap, applied by the decoder that probes the stream while the file
+        # opens: without it a header claiming 16000x16000 costs a gigabyte before
+        # _check_size can refuse it. (A decoder that meets a frame over the cap fails it.)
+        options.setdefault("max_pixels", str(min(self.max_pixels, _INT_MAX)))
         if self.live:
             # Without a read timeout a stalled server blocks the thread, and Ctrl-C with it.
             kwargs["timeout"] = (self.open_timeout, self.stall_timeout)
@@ -312,6 +328,10 @@ class VideoSource(Source):
             )
         self._check_size(self._first.width, self._first.height)
         if self.info is None:
+            # Phones store portrait video as landscape pictures plus a display matrix: the
+            # frames are turned upright here, so the model sees people standing and the
+            # output (which carries no matrix) plays as the input does.
+            self.rotation = _quarter_turns(self._first) * 90
             self.info = self._stream_info(container, stream, self._first)
 
     def _check_size(self, width: int, height: int) -> None:
@@ -335,10 +355,13 @@ class VideoSource(Source):
             frames = round(duration * rate)
         if self.max_frames is not None and frames is not None:
             frames = min(frames, self.max_frames)
+        width, height = first.width, first.height
+        if self.rotation % 180:
+            width, height = height, width
         return StreamInfo(
             uri=self.display,
-            width=first.width,
-            height=first.height,
+            width=width,
+            height=height,
             rate=Fraction(rate) if rate else None,
             time_base=Fraction(tb) if tb else None,
             frames=frames if not self.live else None,
@@ -419,7 +442,16 @@ class VideoSource(Source):
 
     def _check_complete(self, decoded: int) -> None:
         info = self.info
-        if self.ended_early or self.live:
+        if self.ended_early:
+            return
+        if self.live:
+            # A stream states no length: only damage it delivered can tell (a TCP or HTTP
+            # stream cut inside a packet is not seen: FFmpeg drops the partial packet).
+            if self.decode_errors:
+                self.ended_early = f"{self.decode_errors} packets could not be decoded"
+            elif self.corrupt_frames:
+                self.ended_early = (f"{self.corrupt_frames} frames are damaged (concealed by "
+                                    "the decoder)")
             return
         if self.max_frames is not None and decoded >= self.max_frames:
             return  # stopped on purpose before the end: nothing to tell
@@ -438,3 +470,41 @@ class VideoSource(Source):
                 container.close()
             except Exception:
                 pass  # closing a broken connection may fail too; it is released either way
+
+
+def _quarter_turns(picture: Any) -> int:
+    """The display matrix's rotation as counter-clockwise quarter turns (0-3).
+
+    Angles that are not a multiple of 90 degrees are rounded to the nearest quarter turn;
+    mirroring in the matrix is not applied.
+    """
+    try:
+        angle = picture.rotation or 0
+    except (AttributeError, ValueError, TypeError):
+        return 0
+    return round(angle / 90) % 4
+
+
+def upright(picture: Any, degrees: int) -> Any:
+    """``picture`` turned ``degrees`` (a multiple of 90) counter-clockwise, with its timing.
+
+    4:2:0 pictures are turned plane by plane (no colour conversion); others through RGB.
+    """
+    turns = (degrees // 90) % 4
+    if not turns:
+        return picture
+    w, h = picture.width, picture.height
+    if picture.format.name == "yuv420p" and w % 2 == 0 and h % 2 == 0:
+        packed = picture.to_ndarray()  # Y rows, then U and V, each (h/2, w/2), flattened
+        y = packed[:h]
+        chroma = packed[h:].reshape(2, h // 2, w // 2)
+        planes = [np.rot90(y, turns), np.rot90(chroma[0], turns), np.rot90(chroma[1], turns)]
+        nw, nh = planes[0].shape[1], planes[0].shape[0]
+        data = np.concatenate([p.ravel() for p in planes]).reshape(nh * 3 // 2, nw)
+        turned = av.VideoFrame.from_ndarray(data, format="yuv420p")
+    else:
+        rgb = np.rot90(picture.to_ndarray(format="rgb24"), turns)
+        turned = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    turned.pts = picture.pts
+    turned.time_base = picture.time_base
+    return turned
