@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import VidstreamError
-from . import bench, detect, models, report
+from . import bench, detect, models, report, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_commands(sub)
     bench.add_commands(sub)
     report.add_commands(sub)
+    serve.add_commands(sub)
     return parser
 
 
