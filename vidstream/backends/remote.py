@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import cv2
 import numpy as np
@@ -265,8 +265,10 @@ class RemotePredictor(ModelBackend):
         self.inputs = map_names(input_names, self.model_inputs, "input", self.model_dir,
                                 ALIASES)
         self.outputs = map_names(output_names, self.model_outputs, "output", self.model_dir)
-        if self.fallback is not None:
-            self.fallback.bind({"x": self._input}, {n: n for n in self.outputs.values()})
+        if self.fallback is not None:  # the caller's names are the ones it knows too
+            self.fallback.bind(
+                input_names if input_names is not None else {k: k for k in self.inputs},
+                output_names if output_names is not None else {k: k for k in self.outputs})
 
     def __call__(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         check_feed(feed, self.inputs)
@@ -274,7 +276,6 @@ class RemotePredictor(ModelBackend):
         if images.ndim != 4 or images.shape[3] != 3:
             raise ModelError(f"expected images (B, H, W, 3), got {images.shape}")
         wanted = list(dict.fromkeys(self.outputs.values()))
-        found: dict[str, np.ndarray] | None = None
         if self.fallback is None or time.monotonic() >= self._down_until:
             try:
                 found = self._remote(images, wanted)
@@ -282,13 +283,12 @@ class RemotePredictor(ModelBackend):
                     self._down_until = 0.0
                     log.warning("%s: the server answers again; back from the local fallback",
                                 self.model_dir)
+                return {caller: found[name] for caller, name in self.outputs.items()}
             except RemoteUnavailableError as e:
                 if self.fallback is None:
                     raise
                 self._went_down(str(e))
-        if found is None:
-            found = self._local(images)
-        return {caller: found[name] for caller, name in self.outputs.items()}
+        return self._local(feed, len(images))
 
     def _went_down(self, why: str) -> None:
         with self._stats_lock:
@@ -300,12 +300,12 @@ class RemotePredictor(ModelBackend):
             log.warning("%s: server unavailable (%s); running the local model %s until it "
                         "answers again", self.model_dir, why, self.endpoint.fallback)
 
-    def _local(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def _local(self, feed: Mapping[str, Any], frames: int) -> dict[str, np.ndarray]:
         assert self.fallback is not None
         with self._fallback_lock:  # TF Lite's interpreter is not thread safe
-            out = self.fallback({"x": images})
+            out = self.fallback(feed)
         with self._stats_lock:
-            self.stats.fallback_frames += len(images)
+            self.stats.fallback_frames += frames
         return out
 
     def _remote(self, images: np.ndarray, wanted: list[str]) -> dict[str, np.ndarray]:
@@ -401,3 +401,19 @@ def _load_fallback(model: str, options: LoadOptions) -> ModelBackend:
         raise ConfigError(f"fallback {model!r}: the fallback must be a local model",
                           param="model")
     return resolve(models.resolve(model), options=options)
+
+
+def remote_ref(endpoint: str, model_dir: str | os.PathLike[str], fallback: bool) -> str:
+    """The reference :class:`~vidstream.predictor.EIPredictor` resolves for ``endpoint=``:
+    the endpoint, with ``model_dir`` as its local fallback when ``fallback`` is set.
+
+    >>> remote_ref("triton://h:8001/m", "/models/m", True)
+    'triton://h:8001/m?fallback=%2Fmodels%2Fm'
+    """
+    if not is_remote(endpoint):
+        raise ConfigError(f"endpoint {endpoint!r}: expected triton://HOST:PORT/MODEL or "
+                          "tfserving://HOST:PORT/MODEL", param="model")
+    if not fallback:
+        return endpoint
+    sep = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{sep}{urlencode({'fallback': os.fspath(model_dir)})}"

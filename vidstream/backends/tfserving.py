@@ -127,7 +127,7 @@ class TFServingPredictor(RemotePredictor):
         response.metadata["signature_def"].Unpack(sigs)
         if self.signature not in sigs.signature_def:
             raise ModelError(f"{self.model_dir}: no signature {self.signature!r}; it has "
-                             f"{', '.join(sorted(sigs.signature_def))}", param="signature")
+                             f"{', '.join(sorted(sigs.signature_def))}", param="model")
         sig = sigs.signature_def[self.signature]
         inputs: dict[str, tuple[tuple[int | None, ...], Any]] = {}
         for key, info in sig.inputs.items():
