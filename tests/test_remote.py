@@ -195,3 +195,22 @@ def test_concurrent_callers_share_one_predictor():
         for i, frame in enumerate(frames):
             assert np.allclose(results[i], find_red({"x": frame})["detection_boxes"])
         p.close()
+
+
+def test_a_remote_run_pays_for_its_client_and_its_share_of_the_accelerator():
+    from vidstream.cost import Price, usd_per_100k_inferences
+    from vidstream.remote_cost import accelerator_share, remote_price
+
+    client = Price("c5.large", 0.085)
+    assert accelerator_share("auto", clients=4) == 0.25
+    assert accelerator_share("auto") == 1.0
+    assert accelerator_share(0.5) == 0.5
+    for bad in ("half", 0, 1.5):
+        with pytest.raises(ConfigError):
+            accelerator_share(bad)
+    price = remote_price(client, "g5.xlarge", "auto", client_inferences=250,
+                         server_inferences=1000)
+    assert price.usd_per_hour == pytest.approx(0.085 + 0.25 * 1.006)
+    assert price.gpu == "NVIDIA A10G" and "g5.xlarge" in price.name
+    assert usd_per_100k_inferences(price.usd_per_hour, 30) == pytest.approx(
+        price.usd_per_hour * 100_000 / (3600 * 30))
