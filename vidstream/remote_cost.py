@@ -42,11 +42,10 @@ def accelerator_share(share: str | float, *, client_inferences: float | None = N
     try:
         value = float(share)
     except (TypeError, ValueError):
-        raise ConfigError(f"accelerator share {share!r}: expected auto or a number in (0, 1]",
-                          param="accelerator_share") from None
+        raise ConfigError(
+            f"accelerator share {share!r}: expected auto or a number in (0, 1]") from None
     if not 0.0 < value <= 1.0:
-        raise ConfigError(f"accelerator share {value:g}: expected a number in (0, 1]",
-                          param="accelerator_share")
+        raise ConfigError(f"accelerator share {value:g}: expected a number in (0, 1]")
     return value
 
 
@@ -54,8 +53,7 @@ def shared_price(client: Price, accelerator: Price, share: float) -> Price:
     """One hourly :class:`~vidstream.cost.Price` for a remote run: the client's price plus
     ``share`` of the accelerator's; the row says both names, the share and both sources."""
     if not 0.0 < share <= 1.0:
-        raise ConfigError(f"accelerator share {share:g}: expected a number in (0, 1]",
-                          param="accelerator_share")
+        raise ConfigError(f"accelerator share {share:g}: expected a number in (0, 1]")
     dates = ", ".join(dict.fromkeys(d for d in (client.date, accelerator.date) if d))
     sources = "; ".join(dict.fromkeys(s for s in (client.source, accelerator.source) if s))
     return Price(

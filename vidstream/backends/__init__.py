@@ -146,7 +146,7 @@ register("tflite", lambda ref: is_tflite(ref) and Path(ref).is_file(), LitePredi
          kind="a .tflite file converted by vidstream")
 
 # Remote models: a URI names the server and the model; the client needs vidstream[remote].
-from .remote import is_remote  # noqa: E402
+from .remote import is_remote, set_local_loader  # noqa: E402
 from .tfserving import TFServingPredictor  # noqa: E402
 from .triton import TritonPredictor  # noqa: E402
 
@@ -154,3 +154,13 @@ register("triton", lambda ref: is_remote(ref) and ref.startswith("triton://"), T
          kind="a triton://HOST:PORT/MODEL URI")
 register("tfserving", lambda ref: is_remote(ref) and ref.startswith("tfserving://"),
          TFServingPredictor, kind="a tfserving://HOST:PORT/MODEL URI")
+
+
+def _load_local(model: str, options: LoadOptions) -> ModelBackend:
+    """A remote model's local fallback: a known model's name (pulled when missing) or a path."""
+    from ..models import registry
+
+    return resolve(registry.resolve(model), options=options)
+
+
+set_local_loader(_load_local)

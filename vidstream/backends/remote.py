@@ -392,15 +392,24 @@ class RemotePredictor(ModelBackend):
         return info
 
 
+# How a fallback is loaded: the backend registry, which imports this module, sets it.
+_local_loader: Callable[[str, LoadOptions], ModelBackend] | None = None
+
+
+def set_local_loader(load: Callable[[str, LoadOptions], ModelBackend]) -> None:
+    """Set how a remote predictor loads its local fallback (a model name or path)."""
+    global _local_loader
+    _local_loader = load
+
+
 def _load_fallback(model: str, options: LoadOptions) -> ModelBackend:
     """The local model a remote predictor runs while its server is down."""
-    from .. import models
-    from . import resolve
-
     if is_remote(model):
         raise ConfigError(f"fallback {model!r}: the fallback must be a local model",
                           param="model")
-    return resolve(models.resolve(model), options=options)
+    if _local_loader is None:  # pragma: no cover - vidstream.backends sets it on import
+        raise ModelError("no loader for a local fallback model: import vidstream.backends")
+    return _local_loader(model, options)
 
 
 def remote_ref(endpoint: str, model_dir: str | os.PathLike[str], fallback: bool) -> str:
