@@ -37,6 +37,7 @@ import numpy as np
 
 from .backends import LoadOptions, ModelBackend, resolve
 from .backends.base import Predictor
+from .backends.remote import remote_ref
 from .backends.tensorflow import first_line
 from .errors import ModelError
 from .settings import DEFAULTS
@@ -61,6 +62,10 @@ class EIPredictor(Predictor):
     ``gpu``; None: ``auto`` if ``use_ei`` else ``cpu``), ``warmup`` (one call on random data
     now, timed as ``warmup_s``), ``backend`` (``auto``, ``tf``, ``tflite`` or a registered
     one) and ``threads`` (CPU threads, for TF Lite).
+
+    ``endpoint`` (``triton://HOST:PORT/NAME`` or ``tfserving://...``): the model runs on that
+    server, the accelerator shared over the network, as Elastic Inference's was; the call is
+    unchanged. With ``fallback=True`` the local ``model_dir`` answers while the server is down.
     """
 
     def __init__(
@@ -75,12 +80,15 @@ class EIPredictor(Predictor):
         warmup: bool = True,
         backend: str = DEFAULTS.backend,
         threads: int | None = None,
+        endpoint: str | None = None,
+        fallback: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         self.model_dir = os.fspath(model_dir)
         options = LoadOptions(use_ei=use_ei, device=device, signature=signature,
                               threads=threads)
-        self.backend: ModelBackend = resolve(model_dir, backend=backend, options=options)
+        ref = remote_ref(endpoint, model_dir, fallback) if endpoint else model_dir
+        self.backend: ModelBackend = resolve(ref, backend=backend, options=options)
         if input_names is not None or output_names is not None:
             self.backend.bind(input_names, output_names)
         self.load_s = time.perf_counter() - t0

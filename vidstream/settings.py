@@ -62,6 +62,17 @@ class Settings:
     reference_instance: str = "c7i.large"
     # metrics (Prometheus): loopback only unless asked, the endpoint has no authentication
     metrics_host: str = "127.0.0.1"
+    # remote inference (triton:// and tfserving:// models; vidstream serve)
+    remote_timeout: float = 10.0  # seconds per call, retries on an unavailable server included
+    remote_inflight: int = 4  # requests one client keeps in flight, so the server can batch
+    remote_probe_s: float = 1.0  # with a fallback: how often a down server is tried again
+    serve_host: str = "127.0.0.1"  # anything else is reachable by others: no authentication
+    serve_grpc_port: int = 8001
+    serve_http_port: int = 8000
+    serve_metrics_port: int = 8002
+    serve_max_batch: int = 32
+    serve_max_queue_delay_ms: float = 5.0
+    serve_instances: int = 1
 
 
 DEFAULTS = Settings()

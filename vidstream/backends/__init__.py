@@ -7,9 +7,9 @@ under ``auto``, that it prefers: a converted default model's directory holds bot
 SavedModel and a TF Lite network, and TF Lite is preferred when the model runs on the CPU.
 
 >>> [entry.name for entry in entries()]
-['tflite', 'tf', 'tf', 'tflite']
+['tflite', 'tf', 'tf', 'tflite', 'triton', 'tfserving']
 >>> backend_names()
-('auto', 'tf', 'tflite')
+('auto', 'tf', 'tflite', 'tfserving', 'triton')
 
 Adding a backend is one module with a :class:`~vidstream.backends.base.ModelBackend`
 subclass and one :func:`register` call (here, or in your own code)::
@@ -144,3 +144,23 @@ register("tf", is_saved_model_dir, SavedModelPredictor, kind="a SavedModel direc
 register("tf", is_frozen_graph, FrozenGraphPredictor, kind="a frozen graph .pb file")
 register("tflite", lambda ref: is_tflite(ref) and Path(ref).is_file(), LitePredictor,
          kind="a .tflite file converted by vidstream")
+
+# Remote models: a URI names the server and the model; the client needs vidstream[remote].
+from .remote import is_remote, set_local_loader  # noqa: E402
+from .tfserving import TFServingPredictor  # noqa: E402
+from .triton import TritonPredictor  # noqa: E402
+
+register("triton", lambda ref: is_remote(ref) and ref.startswith("triton://"), TritonPredictor,
+         kind="a triton://HOST:PORT/MODEL URI")
+register("tfserving", lambda ref: is_remote(ref) and ref.startswith("tfserving://"),
+         TFServingPredictor, kind="a tfserving://HOST:PORT/MODEL URI")
+
+
+def _load_local(model: str, options: LoadOptions) -> ModelBackend:
+    """A remote model's local fallback: a known model's name (pulled when missing) or a path."""
+    from ..models import registry
+
+    return resolve(registry.resolve(model), options=options)
+
+
+set_local_loader(_load_local)

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import VidstreamError
-from . import bench, detect, models, report
+from . import bench, detect, models, report, serve
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_commands(sub)
     bench.add_commands(sub)
     report.add_commands(sub)
+    serve.add_commands(sub)
     return parser
 
 

@@ -29,7 +29,7 @@ def export(model: str, fmt: str, out: str | Path, *, overwrite: bool = False,
     if fmt not in EXPORT_FORMATS:  # before resolve(): that may pull the model
         raise ModelError(f"unknown export format {fmt!r}; use {' or '.join(EXPORT_FORMATS)}",
                          param="fmt")
-    src = resolve(model, progress=progress)
+    src = Path(resolve(model, progress=progress))
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: already exists", param="overwrite")

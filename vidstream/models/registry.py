@@ -31,6 +31,8 @@ from .metadata import read_metadata
 from .spec import ModelSpec
 
 Progress = Callable[[str], None]
+# Model references that name a model on a server (vidstream.backends.remote).
+REMOTE_SCHEMES = ("triton", "tfserving")
 
 DEFAULT_MODEL = DEFAULTS.model
 
@@ -101,9 +103,15 @@ def path(name: str) -> Path:
 
 
 def resolve(model: str | None, *, pull_missing: bool = True, progress: Progress | None = None
-            ) -> Path:
-    """A model argument (known name or path) as a loadable path; pulls a missing known model."""
+            ) -> Path | str:
+    """A model argument (known name or path) as a loadable path; pulls a missing known model.
+
+    A remote model's URI (``triton://HOST:PORT/NAME``, ``tfserving://...``) is a model too: it
+    comes back unchanged, as a string, for the backend registry to connect to.
+    """
     model = model or DEFAULT_MODEL
+    if model.split("://", 1)[0] in REMOTE_SCHEMES and "://" in model:
+        return model
     if model in REGISTRY:
         if not is_cached(model):
             if not pull_missing:

@@ -1,0 +1,209 @@
+"""The real Triton server (PyTriton's tritonserver, in the serve environment) and the
+triton:// client: end to end, batching across clients, errors, a server killed mid-run.
+
+The serve environment is created on first use through the code path `vidstream serve` uses
+(minutes, once; then it is reused from the cache). The server hosts the tiny red-square
+SavedModel with a fixed 256x256 input, so clients letterbox and batches form.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media import red_square_clip
+from tinymodel import RED, red_square_frames
+
+from vidstream import EIPredictor, box_iou
+from vidstream.backends.remote import RemoteUnavailableError
+from vidstream.cli import main
+from vidstream.errors import ModelNotFoundError
+
+pytest.importorskip("tritonclient.grpc")
+
+SIZE = 256  # the served model's input, from its vidstream.json
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture(scope="session")
+def served_model(tiny_model, tmp_path_factory) -> Path:
+    model = tmp_path_factory.mktemp("served") / "redsquare"
+    shutil.copytree(tiny_model, model)
+    (model / "vidstream.json").write_text(json.dumps(
+        {"name": "redsquare", "input_size": [SIZE, SIZE], "resize": "letterbox"}))
+    return model
+
+
+def start_server(model: Path, **kwargs):
+    from vidstream.serve import ServeConfig, Server
+
+    grpc, http, metrics = free_ports(3)
+    config = ServeConfig(model=str(model), name="redsquare", grpc_port=grpc, http_port=http,
+                         metrics_port=metrics, **kwargs)
+    # ensure_env() inside: the serve environment is created here on a fresh machine
+    return Server(config, progress=lambda m: print(m, file=sys.stderr)).start(timeout=900)
+
+
+@pytest.fixture(scope="session")
+def triton_server(served_model):
+    server = start_server(served_model, max_batch=16, max_queue_delay_ms=50)
+    yield server
+    server.stop()
+
+
+def truth_iou(det, box) -> float:
+    return box_iou(next(iter(det)).box, box) if len(det) == 1 else 0.0
+
+
+@pytest.mark.timeout(1200)  # a fresh machine creates the serve environment here (minutes)
+def test_detect_through_a_real_triton_server(triton_server, media_dir, tmp_path, capsys):
+    assert triton_server.ready()
+    before = triton_server.metrics().get("nv_inference_count", 0)
+    clip = media_dir / "triton-clip.mp4"
+    boxes = red_square_clip(clip, frames=12, width=640, height=360)
+    summary = tmp_path / "s.json"
+    jsonl = tmp_path / "d.jsonl"
+    code = main(["detect", str(clip), "--no-video", "--model", triton_server.endpoint,
+                 "--batch-size", "4", "--detections", str(jsonl), "--summary", str(summary),
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    frames = [r for r in rows if "detections" in r]
+    assert len(frames) == 12
+    for row, box in zip(frames, boxes, strict=True):
+        found = row["detections"]
+        # 640x360 -> 256x144 and back: a 40-pixel square loses a pixel or two at its edges
+        assert len(found) == 1 and box_iou(found[0]["box"], box) > 0.8
+    info = json.loads(summary.read_text())
+    assert info["model_format"] == "triton" and info["model_dir"] == triton_server.endpoint
+    # the 12 frames, after the warm-up calls (one image, then one batch of 4)
+    assert info["remote_frames"] == 1 + 4 + 12
+    assert triton_server.metrics()["nv_inference_count"] - before == info["remote_frames"]
+
+
+def test_a_frame_larger_than_the_models_input_is_letterboxed_before_sending(triton_server):
+    p = EIPredictor(triton_server.endpoint)
+    assert p.format == "triton" and p.thread_safe and p.input_size == (SIZE, SIZE)
+    frame = np.full((1, 1080, 1920, 3), 128, np.uint8)
+    frame[0, 300:500, 1000:1400] = RED
+    sent = p.backend.stats.bytes_sent
+    out = p({"input_tensor": frame})
+    assert p.backend.stats.bytes_sent - sent == SIZE * SIZE * 3  # not 6.2 MB
+    b = out["detection_boxes"][0, 0]
+    assert box_iou([b[1] * 1920, b[0] * 1080, b[3] * 1920, b[2] * 1080],
+                   [1000, 300, 1400, 500]) > 0.9
+    p.backend.close()
+
+
+def test_wrong_model_name_and_wrong_port(triton_server):
+    with pytest.raises(ModelNotFoundError, match="no model 'nope'"):
+        EIPredictor(triton_server.endpoint.replace("/redsquare", "/nope"))
+    http = triton_server.config.http_port  # something listens there, but not gRPC
+    t0 = time.perf_counter()
+    with pytest.raises(RemoteUnavailableError, match="within 1 s"):
+        EIPredictor(f"triton://127.0.0.1:{http}/redsquare?timeout=1")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_clients_share_the_server_and_it_batches_across_them(triton_server):
+    before = triton_server.metrics()
+    frames = np.stack([img for img, _ in red_square_frames(8)])
+    truth = [box for _, box in red_square_frames(8)]
+    results: dict[int, list] = {}
+
+    def client(k: int) -> None:
+        p = EIPredictor(f"{triton_server.endpoint}?inflight=4", warmup=False)
+        results[k] = [p({"input_tensor": frames})["detection_boxes"] for _ in range(3)]
+        p.backend.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    after = triton_server.metrics()
+    inferences = after["nv_inference_count"] - before.get("nv_inference_count", 0)
+    executions = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
+    assert inferences == 3 * 3 * 8
+    assert executions < inferences  # batches formed (across requests and clients)
+    h, w = frames.shape[1:3]
+    for k in range(3):
+        for boxes in results[k]:
+            for i, box in enumerate(truth):
+                b = boxes[i, 0]
+                assert box_iou([b[1] * w, b[0] * h, b[3] * w, b[2] * h], box) > 0.9
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_run_is_an_error_or_the_fallback(served_model, tiny_model,
+                                                              media_dir, tmp_path, capsys):
+    server = start_server(served_model)
+    try:
+        clip = media_dir / "triton-kill.mp4"
+        red_square_clip(clip, frames=60, width=320, height=240)
+        plain = EIPredictor(f"{server.endpoint}?timeout=2", warmup=False)
+        backed = f"{server.endpoint}?timeout=2&fallback={tiny_model}"
+        frame = next(red_square_frames(1))[0][None]
+        plain({"input_tensor": frame})
+        killer = threading.Timer(1.0, server.kill)
+        killer.start()
+        summary = tmp_path / "s.json"
+        code = main(["detect", str(clip), "--no-video", "--model", backed,
+                     "--summary", str(summary), "--quiet"])
+        killer.join()
+        assert code == 0, capsys.readouterr().err
+        text = summary.read_text()
+        fallback = int(text.split('"fallback_frames": ')[1].split(",")[0].split("}")[0])
+        assert fallback > 0 and '"server_outages": 1' in text
+        t0 = time.perf_counter()
+        with pytest.raises(RemoteUnavailableError):
+            plain({"input_tensor": frame})
+        assert time.perf_counter() - t0 < 4
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_vidstream_serve_prints_the_endpoint_and_stops_on_sigterm(served_model):
+    grpc, http, metrics = free_ports(3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidstream", "serve", "--model", str(served_model),
+         "--port", str(grpc), "--http-port", str(http), "--metrics-port", str(metrics)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == f"triton://127.0.0.1:{grpc}/redsquare"
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready") as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics") as r:
+            assert b"nv_inference_count" in r.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 130
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
