@@ -179,6 +179,22 @@ class Detector(Stage):
     test double) or a plain callable. Loading happens in ``open()``, timed as
     ``model_load_s``. A predictor that is not ``thread_safe`` is called under a lock, so one
     may serve several pipelines.
+
+    ``classes`` keeps only the objects of those classes (COCO names); the rest are left out
+    of ``frame.detections``, so they are neither recorded nor drawn. In the example clip the
+    cup scores about 0.33:
+
+    >>> from vidstream import VideoSource
+    >>> with VideoSource("clip.mp4") as source:
+    ...     image = next(source.frames()).image
+    >>> with Detector(threshold=0.3) as everything:
+    ...     found = everything.detect(image)
+    >>> sorted({"person", "cup"} & set(found.labels))
+    ['cup', 'person']
+    >>> with Detector(threshold=0.3, classes=["person"]) as people:
+    ...     kept = people.detect(image)
+    >>> kept.labels
+    ('person',)
     """
 
     name = "detect"
