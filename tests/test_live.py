@@ -89,6 +89,18 @@ def check_output(video: Path, summary: dict) -> list[float]:
     return times
 
 
+def wait_for_udp_listener(proc: subprocess.Popen, port: int, timeout: float = 60) -> None:
+    """Until ``proc`` has a UDP socket bound to ``port`` (a hang guard, not a speed limit)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while not any(c.laddr and c.laddr.port == port
+                  for c in psutil.Process(proc.pid).net_connections(kind="udp")):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, f"nothing listens on UDP port {port}"
+        time.sleep(0.01)
+
+
 def decodable_frames(data: bytes) -> int:
     """Frames a prefix of the MPEG-TS clip decodes to, as a file (0 if not even one)."""
     try:
@@ -345,8 +357,12 @@ def test_missing_camera(tmp_path, monkeypatch, capsys):
 
 def test_udp_stream_then_silence(stream, tmp_path):
     """UDP has no connection to lose: the sender going quiet is a stall."""
-    with UdpSender(stream, DURATION, repeat=1) as tx:
-        run = LiveRun(tmp_path, tx.url, "--stall-timeout", "1")
+    tx = UdpSender(stream, DURATION, repeat=1)
+    run = LiveRun(tmp_path, tx.url, "--stall-timeout", "1")
+    # Send only once the receiver listens: datagrams sent before that are lost, and how many
+    # depended on how fast the process started (86 of 150 frames arrived once, under load).
+    wait_for_udp_listener(run.proc, tx.port)
+    with tx:
         code, err, _ = run.finish()
     assert code == 1
     assert last_error(err) == (f"vidstream: error: {tx.url}: no frame for 1 s "
