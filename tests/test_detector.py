@@ -118,3 +118,23 @@ def test_settings_errors_name_the_api_parameter():
     with pytest.raises(ConfigError, match="known backends: auto, tf, tflite") as e:
         Detector(backend="onnx")
     assert e.value.param == "backend"
+
+
+class PersonAndCup(Predictor):
+    """A person at 0.9 and a cup at 0.3 (as the default model scores the example clip's)."""
+
+    def __call__(self, feed):
+        n = len(feed["inputs"])
+        return {"detection_boxes": np.tile([[[0.1, 0.1, 0.9, 0.5], [0.6, 0.6, 0.8, 0.8]]],
+                                           (n, 1, 1)),
+                "detection_scores": np.tile([[0.9, 0.3]], (n, 1)),
+                "detection_classes": np.tile([[1.0, 47.0]], (n, 1))}
+
+
+@pytest.mark.parametrize(("classes", "labels"), [(None, ("person", "cup")),
+                                                 (["person"], ("person",)),
+                                                 (["cup"], ("cup",)),
+                                                 (["car"], ())])
+def test_classes_keeps_only_the_named_classes(classes, labels):
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert Detector(PersonAndCup(), threshold=0.25, classes=classes).detect(image).labels == labels

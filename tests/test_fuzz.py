@@ -111,9 +111,8 @@ def test_damaged_input_ends_cleanly(kind, how, arg, good_clips, tmp_path, tiny_m
                                     no_thread_leak):
     bad = tmp_path / f"damaged{SUFFIX[kind]}"
     bad.write_bytes(damage(good_clips[kind].read_bytes(), how, arg))
-    code, err, elapsed, out, jl, summary = run_detect(bad, tmp_path, tiny_model, capsys)
-    outcome = check_outcome(code, err, out, jl, summary, bad.name, FRAMES)
-    assert elapsed < 30, f"{outcome} took {elapsed:.1f} s"
+    code, err, _, out, jl, summary = run_detect(bad, tmp_path, tiny_model, capsys)
+    check_outcome(code, err, out, jl, summary, bad.name, FRAMES)  # a hang: the timeout mark
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -22,6 +22,7 @@ from media import count_frames, red_square_clip
 from vidstream import Pipeline, Stage, VideoSource
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 FRAMES = 150
 
 
@@ -35,7 +36,7 @@ def clip(media_dir):
 class Run:
     """A vidstream process writing video, detections and summary into ``tmp``."""
 
-    def __init__(self, tmp: Path, clip: Path, *extra: str, model: Path | None = None,
+    def __init__(self, tmp: Path, clip: Path, *extra: str, model: Path | str | None = None,
                  delay: float = 0.0, fragmented: bool = False):
         self.video, self.jsonl, self.summary_path = tmp / "o.mp4", tmp / "d.jsonl", tmp / "s.json"
         args = ["detect", str(clip), "-o", str(self.video), "--detections", str(self.jsonl),
@@ -87,13 +88,79 @@ def test_ctrl_c_finishes_frames_in_flight(clip, tmp_path, tiny_model):
     run = Run(tmp_path, clip, model=tiny_model)
     run.wait_for_frames(20)
     run.proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
-    code, err = run.finish()
-    assert time.monotonic() - t0 < 5
+    code, err = run.finish()  # a hang fails in finish(); how fast is the machine's business
     summary = assert_finalized(run, code, err)
     # nothing read was lost: every frame the decoder passed on reached the outputs
     assert summary["stages"]["decode"]["items_out"] == summary["frames"]
     assert summary["frames_in"] == summary["frames"] + summary["dropped"]
+
+
+@pytest.mark.model
+def test_ctrl_c_with_the_real_default_model(clip, tmp_path, centernet):
+    """The default model as shipped (``python -m vidstream``, TF Lite in the detector thread):
+    the first Ctrl-C finishes what is in flight, exit 130, outputs finalized."""
+    run = Run(tmp_path, clip, "--instance", "m5.large", model="centernet")
+    run.wait_for_frames(5)
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish(timeout=60)
+    summary = assert_finalized(run, code, err)
+    assert summary["model"] == "centernet"
+    assert summary["frames_in"] == summary["frames"] + summary["dropped"]
+
+
+class PipelineFileRun(Run):
+    """``vidstream run pipelines/detect-file.toml --input CLIP`` in ``tmp`` (test-double
+    model, 0.05 s a frame); the file names its outputs after the input's stem."""
+
+    def __init__(self, tmp: Path, clip: Path):
+        stem = clip.stem
+        self.video = tmp / f"{stem}-detected.mp4"
+        self.jsonl, self.summary_path = tmp / f"{stem}.jsonl", tmp / f"{stem}-summary.json"
+        cmd = [sys.executable, str(TESTS / "fakemodel.py"), "--delay", "0.05", "--", "run",
+               str(ROOT / "pipelines" / "detect-file.toml"), "--input", str(clip),
+               "--no-dashboard"]
+        self.proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+
+def test_ctrl_c_stops_a_pipeline_file_run_with_exit_130(clip, tmp_path):
+    run = PipelineFileRun(tmp_path, clip)
+    run.wait_for_frames(10)
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish()
+    summary = assert_finalized(run, code, err)
+    assert summary["stages"]["decode"]["items_out"] == summary["frames"]
+
+
+def test_ctrl_c_stops_bench_and_its_measuring_process_with_exit_130(clip, tmp_path,
+                                                                     tiny_model):
+    """Ctrl-C at a terminal signals the whole process group: bench and the child measuring
+    a configuration. Bench exits 130 and leaves no child behind."""
+    import os
+
+    import psutil
+
+    save = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidstream", "bench", str(clip), "--model", str(tiny_model),
+         "--batch-sizes", "1,2", "--no-video", "-q", "--save", str(save)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 90
+    children: list = []
+    while not children:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "bench started no measuring process"
+        children = psutil.Process(proc.pid).children()
+        time.sleep(0.05)
+    time.sleep(0.5)  # past the child's start-up, into its measuring
+    os.killpg(proc.pid, signal.SIGINT)
+    code = proc.wait(30)
+    err = proc.stderr.read()
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "vidstream: interrupted"
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 
 def test_sigterm_is_a_graceful_stop(clip, tmp_path):
@@ -113,12 +180,11 @@ def test_second_ctrl_c_exits_at_once(clip, tmp_path):
     run.proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     run.proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
     code, err = run.finish()
-    assert time.monotonic() - t0 < 3
     assert "aborting" in err
     summary = assert_finalized(run, code, err)
-    # it did not wait for the frames in flight
+    # it did not wait for the frames in flight (what "at once" means, whatever the machine's
+    # speed: a wall-clock bound here would only measure the machine)
     assert summary["stages"]["decode"]["items_out"] > summary["frames"] + 2
 
 

@@ -215,3 +215,24 @@ def test_the_sinks_package_exports():
     assert all(getattr(sinks, name) is not None for name in sinks.__all__)
     writer = VideoWriter("x.mp4")
     assert (writer.codec, writer.preset) == (DEFAULTS.codec, DEFAULTS.preset)
+
+
+def audio_packets(path):
+    """The first audio stream's packets as (bytes, presentation time as a Fraction, duration)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        return [(bytes(p), p.pts * p.time_base, p.duration * p.time_base)
+                for p in c.demux(stream) if p.size]
+
+
+def test_audio_is_copied_packet_for_packet_not_re_encoded(tmp_path, tiny_model):
+    """Same bytes at the same times: a re-encode (even to the same codec) changes both."""
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    red_square_clip(src, frames=24, audio=True)
+    Pipeline(VideoSource(src), [Detector(tiny_model)], [VideoWriter(out)]).run()
+    a, b = audio_packets(src), audio_packets(out)
+    assert len(b) > 10
+    assert b == a[: len(b)]  # identical packets, identical timestamps, in order
+    # ... up to the end of the video, within one packet
+    _, last_start, last_duration = b[-1]
+    assert last_start + 2 * last_duration >= Fraction(24 * 1001, 30000)

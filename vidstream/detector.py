@@ -184,6 +184,22 @@ class Detector(Stage):
     ``track_floor``: for a tracker after this stage, also keep the detections scoring in
     ``[track_floor, threshold)``, as ``frame.detections.low``; the detections themselves (what
     sinks draw and write) stay those at or above ``threshold``.
+
+    ``classes`` keeps only the objects of those classes (COCO names); the rest are left out
+    of ``frame.detections``, so they are neither recorded nor drawn. In the example clip the
+    cup scores about 0.33:
+
+    >>> from vidstream import VideoSource
+    >>> with VideoSource("clip.mp4") as source:
+    ...     image = next(source.frames()).image
+    >>> with Detector(threshold=0.3) as everything:
+    ...     found = everything.detect(image)
+    >>> sorted({"person", "cup"} & set(found.labels))
+    ['cup', 'person']
+    >>> with Detector(threshold=0.3, classes=["person"]) as people:
+    ...     kept = people.detect(image)
+    >>> kept.labels
+    ('person',)
     """
 
     name = "detect"

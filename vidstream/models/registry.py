@@ -14,6 +14,7 @@ hub; the cache can be moved with ``VIDSTREAM_CACHE``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -187,11 +188,39 @@ def pull(name: str, *, force: bool = False, progress: Progress | None = None) ->
         staged = work / "saved_model"
         convert_centernet(files[0], staged, s)
         say(f"{name}: converted in {time.perf_counter() - t1:.1f} s")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staged, target)  # atomic: a concurrent reader sees all of it or nothing
+        if not _publish(name, staged, work, replace=force):
+            say(f"{name}: another pull cached it meanwhile; keeping that copy")
     say(f"{name}: cached at {target}")
     return target
+
+
+def _publish(name: str, staged: Path, work: Path, *, replace: bool) -> bool:
+    """Move the finished ``staged`` directory to ``name``'s cache directory with one rename.
+
+    A reader (or another pull) looking at the cache sees a whole model or none: the new copy
+    appears with one ``rename``, and an old one is first renamed out of the way into ``work``
+    (deleted with it), never deleted in place: ``rmtree`` on the live directory showed a
+    concurrent reader a half-removed model (3 of its 6 entries). Between those two renames
+    there is briefly no model at all, which a reader takes as "not pulled", never as a model.
+    When a concurrent pull published a complete copy first, that copy is kept unless
+    ``replace`` (``--force``) asks for ours; returns whether ours was published.
+    """
+    target = model_dir(name)
+    for _ in range(10):  # each retry means another pull moved target in between
+        try:
+            os.rename(staged, target)  # fails when target exists (and is not empty)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                raise
+        if not replace and is_cached(name):
+            return False
+        try:
+            os.rename(target, work / f"replaced-{time.monotonic_ns()}")
+        except FileNotFoundError:
+            pass  # another pull moved it first: try again
+    raise ModelPullError(f"could not publish the model at {target}: other pulls kept "
+                         "replacing it")
 
 
 def _extract(tarball: Path, members: tuple[str, ...], dest: Path) -> list[Path]:
