@@ -149,3 +149,20 @@ def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(cluster, clips, tiny_mo
     assert frames_in(tmp_path / "a.mp4") == clips["a"][1]  # finished outputs stay intact
     assert [t.state for t in result.tasks[1:]] == ["cancelled", "cancelled"]
     assert result.summary()["interrupted"] is True
+
+
+def test_detect_on_the_cluster_from_the_command_line(cluster, clips, tiny_model, tmp_path,
+                                                     capsys):
+    from vidstream.cli import main
+
+    a, b = clips["a"][0], clips["b"][0]
+    code = main(["detect", str(a), str(b), "-o", str(tmp_path / "{stem}-out.mp4"),
+                 "--model", str(tiny_model), "--cluster", "ray",
+                 "--summary", str(tmp_path / "run.json")])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["frames"] == clips["a"][1] + clips["b"][1]
+    assert [s["stem"] for s in summary["streams"]] == ["a", "b"]
+    assert frames_in(tmp_path / "a-out.mp4") == clips["a"][1]
+    assert frames_in(tmp_path / "b-out.mp4") == clips["b"][1]
+    assert "fps across the cluster" in capsys.readouterr().err

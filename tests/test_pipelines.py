@@ -38,7 +38,8 @@ def test_the_ready_pipelines_are_there():
     # each one is run on a clip below: a new file needs its own run test here
     names = {p.name for p in PIPELINES.glob("*.toml")}
     assert names == {"detect-file.toml", "live-camera.toml", "batch-data.toml",
-                     "multi-camera.toml"}  # multi-camera runs in test_multistream.py
+                     "multi-camera.toml",  # multi-camera runs in test_multistream.py
+                     "count-line.toml"}
 
 
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.toml")), ids=lambda p: p.name)
@@ -206,6 +207,36 @@ def test_batch_data_pipeline_writes_data_only(clips, tmp_path, monkeypatch, caps
     assert person["frames"] >= 0.75 * FRAMES and person["max_in_frame"] == 1
     summary = json.loads((tmp_path / "photos-summary.json").read_text())
     assert summary["frames"] == FRAMES and "encoder" not in summary
+
+
+def test_count_line_pipeline_counts_a_car_driving_down_across_the_road(tmp_path, monkeypatch,
+                                                                      capsys):
+    import numpy as np
+    from fakemodel import RedSquares
+    from make_clip import encode
+
+    monkeypatch.setattr("vidstream.detector.load_predictor", lambda *a, **k: RedSquares())
+    monkeypatch.chdir(tmp_path)
+
+    def images():  # a red "car" (the fake model's class) driving down the frame
+        for i in range(30):
+            img = np.full((240, 320, 3), 128, np.uint8)
+            y = 10 + i * 6
+            img[y:y + 30, 140:180] = (255, 0, 0)
+            yield img
+
+    encode(tmp_path / "road.mp4", images())
+    code = main(["run", str(PIPELINES / "count-line.toml"), "--input", "road.mp4",
+                 "--no-dashboard", "-q"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "road-summary.json").read_text())
+    road = summary["lines"]["road"]
+    assert (road["in"], road["out"]) == (1, 0)  # the file's comment: "in" is downwards
+    assert road["by_class"] == {"car": {"in": 1, "out": 0}}
+    events = [e for x in (tmp_path / "road.jsonl").read_text().splitlines()
+              for e in json.loads(x).get("events", [])]
+    assert [(e["line"], e["direction"], e["label"]) for e in events] == [("road", "in", "car")]
+    assert probe(tmp_path / "road-counted.mp4")[0] == 30
 
 
 @pytest.fixture

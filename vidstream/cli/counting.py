@@ -11,11 +11,33 @@ import argparse
 from typing import Any
 
 from ..config import RunConfig
+from ..errors import ConfigError
 from .common import non_negative_float, positive_int, unit_float
 
 #: RunConfig fields these options set (``run`` passes them on as overrides).
 FIELDS = ("track", "lines", "zones", "track_activation", "track_buffer_s", "track_min_iou",
           "track_min_frames", "count_margin", "count_anchor")
+
+
+def line_spec(text: str) -> str:
+    """A ``--line`` value, checked now: a wrong one is a usage error (exit 2)."""
+    from ..tracking import parse_line  # lazily: scipy loads only for a run that tracks
+
+    try:
+        parse_line(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+    return text
+
+
+def zone_spec(text: str) -> str:
+    from ..tracking import parse_zone
+
+    try:
+        parse_zone(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+    return text
 
 
 def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
@@ -34,9 +56,11 @@ def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
         "--track.")
     g.add_argument("--track", action="store_true", default=default(False),
                    help="give each object a track id (in the video, the JSONL and the summary)")
-    g.add_argument("--line", dest="lines", action="append", metavar="NAME:x1,y1,x2,y2",
+    g.add_argument("--line", dest="lines", action="append", type=line_spec,
+                   metavar="NAME:x1,y1,x2,y2",
                    help="count tracks crossing this line, each way and per class (repeatable)")
-    g.add_argument("--zone", dest="zones", action="append", metavar="NAME:x,y;x,y;...",
+    g.add_argument("--zone", dest="zones", action="append", type=zone_spec,
+                   metavar="NAME:x,y;x,y;...",
                    help="count tracks in this polygon: occupancy, entries, dwell time "
                    "(repeatable)")
     g.add_argument("--track-activation", type=unit_float, metavar="SCORE",
