@@ -87,3 +87,12 @@ def test_a_bad_line_table_names_the_table(clip, tmp_path, capsys):
     assert main(["run", str(toml), "--input", str(clip)]) == 1
     err = capsys.readouterr().err
     assert "[[line]] #1: points = [0, 1]: expected x1, y1, x2, y2" in err
+
+
+def test_the_final_table_and_the_progress_lines_show_the_counts(clip, tmp_path, capsys):
+    code = main(["detect", str(clip), "-o", str(tmp_path / "o.mp4"), "--line", LINE,
+                 "--progress-interval", "0.05"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "line door" in err and "in 1, out 0  (car 1/0)" in err  # the final table
+    assert "counts: door in " in err  # the plain progress lines (not a terminal here)

@@ -61,6 +61,9 @@ def test_two_streams_count_their_own_crossings():
     metric = 'vidstream_line_crossings_total{{direction="{}",label="car",line="door",stream="{}"}}'
     assert metric.format("in", 0) + " 1.0" in text
     assert metric.format("out", 1) + " 1.0" in text
+    from vidstream.cli.dashboard import counts_text
+
+    assert counts_text(p) == "counts: [0] door in 1 out 0  [1] door in 0 out 1"
     # the annotator shows the running count, from the frames' events
     annotator = Annotator(lines=[parse_line(line)])
     for f in sinks[0].frames:

@@ -177,6 +177,9 @@ class Dashboard:
         if (info is not None and info.live) or dropped:
             overall += f"  dropped {dropped}"
         lines.append(Text(overall))
+        counts = counts_text(p)
+        if counts:
+            lines.append(Text(counts, style="bold"))
         if self.price is not None:
             per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
             hourly = format_rate(self.price.usd_per_hour)
@@ -188,6 +191,22 @@ class Dashboard:
                 f"cost at {self.price.name} ({hourly}/h){reference}: measuring...",
                 style="cyan"))
         return Group(*lines)
+
+
+def counts_text(pipeline: Any) -> str | None:
+    """The counting lines' and zones' counts so far, e.g. ``counts: road in 12 out 3``
+    (``[1] road ...`` per stream with several), or None when nothing counts."""
+    reports = pipeline.streams()
+    parts = []
+    for r in reports:
+        prefix = f"[{r.index}] " if len(reports) > 1 else ""
+        for stage in pipeline.stages:
+            d = stage.describe_stream(r.index)
+            parts += [f"{prefix}{name} in {c['in']} out {c['out']}"
+                      for name, c in (d.get("lines") or {}).items()]
+            parts += [f"{prefix}{name} {z['occupancy']} in, {z['entries']} entered"
+                      for name, z in (d.get("zones") or {}).items()]
+    return "counts: " + "  ".join(parts) if parts else None
 
 
 def _share(part: float, whole: float) -> str:
@@ -213,6 +232,9 @@ def plain_line(pipeline: Any, rate: float) -> str:
     if pipeline.dropped:
         parts.append(f"dropped {pipeline.dropped}")
     parts.append(f"bottleneck {neck.name if neck else '-'}")
+    counts = counts_text(pipeline)
+    if counts:
+        parts.append(counts)
     return "  ".join(parts)
 
 
@@ -280,6 +302,15 @@ def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
     if d.details.get("model"):
         head.add_row("model", f"{d.details['model']} on {d.details.get('device', '?')}, "
                               f"batch {d.details.get('batch_size', 1)}")
+    for name, c in (d.details.get("lines") or {}).items():
+        by_class = ", ".join(f"{k} {v['in']}/{v['out']}" for k, v in c["by_class"].items())
+        head.add_row(f"line {name}", f"in {c['in']}, out {c['out']}"
+                     + (f"  ({by_class})" if by_class else ""))
+    for name, z in (d.details.get("zones") or {}).items():
+        dwell = z["dwell_s"]
+        head.add_row(f"zone {name}", f"{z['entries']} entered, {z['occupancy']} in at the end"
+                     + (f", dwell mean {dwell['mean']:.1f} s max {dwell['max']:.1f} s"
+                        if dwell.get("visits") else ""))
     stages = Table(title=None, header_style="bold", padding=(0, 1))
     for col in ("stage", "items", "busy s", "share", "starved s", "blocked s", "fps alone"):
         stages.add_column(col, justify="left" if col == "stage" else "right")
@@ -424,6 +455,9 @@ class StreamsDashboard(Dashboard):
             f"elapsed {format_duration(elapsed)}"))
         lines.append(Text(f"latency p50 {lat.percentile(50) * 1000:.0f} ms "
                           f"p95 {lat.percentile(95) * 1000:.0f} ms"))
+        counts = counts_text(p)
+        if counts:
+            lines.append(Text(counts, style="bold"))
         if self.price is not None:
             per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
             lines.append(Text(

@@ -12,19 +12,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from ..config import FILE_KEYS, RunConfig, build_pipeline, load_pipeline_file, validate
-from ..cost import resolve_price
-from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
+from ..config import FILE_KEYS, RunConfig, load_pipeline_file, validate
+from ..errors import Cancelled, ConfigError, OutputError
 from ..settings import BACKENDS, DEFAULTS, DEVICES
-from . import cluster, counting, streams
+from .cluster import FIELDS as CLUSTER_FIELDS
+from .cluster import add_options as add_cluster_options
+from .cluster import execute_on_cluster
 from .common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -42,8 +40,19 @@ from .common import (
     unit_float,
     words,
 )
-from .dashboard import monitor, summary_table
+from .counting import FIELDS as COUNTING_FIELDS
+from .counting import add_options as add_counting_options
+from .dashboard import summary_table
 from .errors import print_error
+from .execution import run_pipeline
+from .streams import (
+    add_detect_options,
+    add_run_options,
+    execute_streams,
+    gather_inputs,
+    inputs_from_file,
+    with_inputs,
+)
 
 _DEFAULT = RunConfig()  # the defaults the flags show and use
 
@@ -72,9 +81,9 @@ def add_commands(sub: Any) -> None:
     detect.add_argument("-y", "--overwrite", action="store_true",
                         help="overwrite outputs that exist (refused otherwise, before any work)")
     _add_run_options(detect)
-    streams.add_detect_options(detect)
-    counting.add_options(detect)
-    cluster.add_options(detect)
+    add_detect_options(detect)
+    add_counting_options(detect)
+    add_cluster_options(detect)
     detect.set_defaults(func=cmd_detect, flags=flag_names(detect, video="--output"))
 
     run = sub.add_parser(
@@ -98,9 +107,9 @@ def add_commands(sub: Any) -> None:
     _add_model_option(run, None)
     _add_cost_options(run)
     _add_display_options(run)
-    streams.add_run_options(run)
-    counting.add_options(run, overrides=True)
-    cluster.add_options(run, overrides=True)
+    add_run_options(run)
+    add_counting_options(run, overrides=True)
+    add_cluster_options(run, overrides=True)
     # what run has no flag for, the file sets: name its key there
     # an error names the flag the user gave, else the file's key (cost.instance)
     own = flag_names(run, video="--output")
@@ -228,8 +237,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    inputs = streams.gather_inputs(args)  # several inputs: one stream each
-    cfg = streams.with_inputs(config_from_args(args), inputs,
+    inputs = gather_inputs(args)  # several inputs: one stream each
+    cfg = with_inputs(config_from_args(args), inputs,
                               default_video=not (args.output or args.no_video))
     return execute(cfg, _display_mode(args), interval=args.progress_interval,
                    flags=args.flags)
@@ -242,10 +251,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     flags = {**args.flags, **{k: "--" + k.replace("_", "-") for k in _FILE_FIRST
                               if getattr(args, k) is not None}}
     args.flags = flags  # main() names flags from here for an error raised out of execute()
-    overrides.update(inputs=streams.inputs_from_file(args.inputs_file)
+    overrides.update(inputs=inputs_from_file(args.inputs_file)
                      if args.inputs_file else None,
                      metrics_port=args.metrics_port, metrics_host=args.metrics_host)
-    overrides.update({k: getattr(args, k) for k in (*counting.FIELDS, *cluster.FIELDS)})
+    overrides.update({k: getattr(args, k) for k in (*COUNTING_FIELDS, *CLUSTER_FIELDS)})
     cfg = load_pipeline_file(args.file, overrides).replace(overwrite=args.overwrite)
     return execute(cfg, _display_mode(args), interval=args.progress_interval, flags=flags)
 
@@ -272,49 +281,22 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     console = console or Console(stderr=True, highlight=False)
     quiet = display == "quiet"
     if cfg.cluster:  # every input a task on Ray: vidstream.cli.cluster
-        return cluster.execute_on_cluster(cfg, console, quiet, interval, flags,
+        return execute_on_cluster(cfg, console, quiet, interval, flags,
                                           lambda outs, ins: check_outputs(outs, ins,
                                                                           cfg.overwrite))
     if len(cfg.inputs) > 1:  # several streams: vidstream.cli.streams
-        return streams.execute_streams(cfg, display, console, interval, flags,
-                                       _install_stop_handlers)
+        return execute_streams(cfg, display, console, interval, flags)
     validate(cfg, keys=flags)
     named = {name: getattr(cfg, name) for name in _OUTPUT_FIELDS if getattr(cfg, name)}
     outputs = list(named.values())
     # by identity, not by spelling: a link to the input is the input
     check_outputs(named, [cfg.input], cfg.overwrite)
-    price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
-    if cfg.tf_threads:
-        # lazily: TensorFlow loads only for a run that needs it (moving to vidstream.tfruntime)
-        from ..tfruntime import configure_threads
-
-        configure_threads(cfg.tf_threads)
-
-    def progress(message: str) -> None:
-        if not quiet:
-            console.print(f"[dim]{message}[/dim]")
-
-    pipeline = build_pipeline(cfg, progress=progress)
     # The summary is locked for the run (without -y) and written whole at the end.
     summary_out = OutputFile(cfg.summary, overwrite=cfg.overwrite) if cfg.summary else None
     try:
         if summary_out is not None:
             summary_out.begin()
-        with pipeline, streams.metrics_for(pipeline, cfg, price, console, quiet):
-            pipeline.open()  # input, model and output errors surface here, before any work
-            error: VidstreamError | None = None
-            restore = _install_stop_handlers(pipeline, console, quiet)
-            try:
-                mode = "off" if display in ("off", "quiet") else "auto"
-                with monitor(pipeline, mode, console=console, title=_title(cfg), price=price,
-                             batch_size=cfg.batch_size, interval=interval):
-                    try:
-                        pipeline.run()
-                    except VidstreamError as e:
-                        error = e
-            finally:
-                restore()
-            summary = pipeline.summary().with_price(price)
+        pipeline, summary, error = run_pipeline(cfg, console, display, interval, _title(cfg))
         summary_error: OutputError | None = None
         if summary_out is not None:
             try:
@@ -401,33 +383,3 @@ def _title(cfg: RunConfig) -> str:
     return f"vidstream  {mask_credentials(cfg.input)} -> {out}"
 
 
-def _install_stop_handlers(pipeline: Any, console: Console, quiet: bool) -> Callable[[], None]:
-    """First Ctrl-C/SIGTERM: stop reading, finish frames in flight. Second: abort. Third: exit."""
-    presses = {"n": 0}
-
-    def handler(signum: int, _frame: Any) -> None:
-        presses["n"] += 1
-        if presses["n"] == 1:
-            pipeline.stop()
-            if not quiet:
-                console.print("[yellow]vidstream: stopping: finishing frames in flight "
-                              "(press Ctrl-C again to abort)[/yellow]")
-        elif presses["n"] == 2:
-            pipeline.abort()
-            if not quiet:
-                console.print("[yellow]vidstream: aborting[/yellow]")
-        else:
-            os._exit(EXIT_INTERRUPTED)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore

@@ -20,24 +20,23 @@ the others; the exit code says how the streams ended:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from ..config import RunConfig, build_pipeline, stream_configs, stream_stems, validate
-from ..cost import resolve_price
+from ..config import RunConfig, stream_configs, stream_stems, validate
 from ..errors import Cancelled, ConfigError, OutputError, VidstreamError
 from ..settings import DEFAULTS
 from ..summary import Summary
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
-from .dashboard import monitor, streams_table, summary_table
+from .dashboard import streams_table, summary_table
 from .errors import error_line, print_error
+from .execution import run_pipeline
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -134,28 +133,6 @@ def with_inputs(cfg: RunConfig, inputs: list[str], default_video: bool) -> RunCo
     return cfg.replace(**changes)
 
 
-# -- metrics -----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def metrics_for(pipeline: Any, cfg: RunConfig, price: Any, console: Console,
-                quiet: bool) -> Iterator[Any]:
-    """Serve ``pipeline``'s metrics while the block runs, when ``cfg.metrics_port`` asks."""
-    if cfg.metrics_port is None:
-        yield None
-        return
-    from ..metrics import LOOPBACK, serve_metrics
-
-    if cfg.metrics_host not in LOOPBACK:
-        console.print(f"[yellow]vidstream: warning: metrics listen on {cfg.metrics_host}, "
-                      "beyond this machine, with no authentication[/yellow]", soft_wrap=True)
-    server = serve_metrics(pipeline, cfg.metrics_port, cfg.metrics_host, price)
-    try:
-        if not quiet:
-            console.print(f"metrics at {server.url}", soft_wrap=True, highlight=False)
-        yield server
-    finally:
-        server.close()
-
-
 # -- the summary -------------------------------------------------------------------------------
 def summary_dict(summary: Summary, stems: list[str], uris: list[str]) -> dict[str, Any]:
     """``summary.to_dict()`` with each stream's ``stem`` (what ``{stem}`` became) and its
@@ -184,15 +161,11 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 
 # -- the run -----------------------------------------------------------------------------------
 def execute_streams(cfg: RunConfig, display: str, console: Console | None,
-                    interval: float, flags: dict[str, str] | None,
-                    install_stop_handlers: Callable[[Any, Console, bool], Callable[[], None]],
-                    ) -> int:
+                    interval: float, flags: dict[str, str] | None) -> int:
     """Build, run and report a run over several inputs; returns the exit code.
 
     Every stream's outputs are checked before any work, as for one input. A stream that cannot
     open is named in a warning and the others run; when none can, that is the error.
-    ``install_stop_handlers`` is ``detect``'s Ctrl-C handling (first: stop and finish, second:
-    abort).
     """
     from ..sinks import check_outputs  # PyAV and OpenCV load only for a command that runs
     from ..sources import mask_credentials
@@ -210,34 +183,10 @@ def execute_streams(cfg: RunConfig, display: str, console: Console | None,
     outputs = [path for _, path in named]
     # by identity, not by spelling: a link to an input is that input
     check_outputs(named, [s.input for s in streams], cfg.overwrite)
-    price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
-    if cfg.tf_threads:
-        from ..tfruntime import configure_threads
-
-        configure_threads(cfg.tf_threads)
-
-    def progress(message: str) -> None:
-        if not quiet:
-            console.print(f"[dim]{message}[/dim]")
-
-    pipeline = build_pipeline(cfg, progress=progress)
     title = (f"vidstream  {len(streams)} streams -> "
              f"{cfg.video or cfg.detections or cfg.summary or cfg.counts}")
-    error: VidstreamError | None = None
-    with pipeline, metrics_for(pipeline, cfg, price, console, quiet):
-        pipeline.open()  # a stream that cannot open is warned about; none opening raises
-        restore = install_stop_handlers(pipeline, console, quiet)
-        try:
-            mode = "off" if display in ("off", "quiet") else "auto"
-            with monitor(pipeline, mode, console=console, title=title, price=price,
-                         batch_size=cfg.batch_size, interval=interval):
-                try:
-                    pipeline.run()
-                except VidstreamError as e:
-                    error = e
-        finally:
-            restore()
-        summary = pipeline.summary().with_price(price)
+    # a stream that cannot open is warned about; none opening raises
+    pipeline, summary, error = run_pipeline(cfg, console, display, interval, title)
     uris = [mask_credentials(s.input) for s in streams]
     data = summary_dict(summary, stems, uris)
     if run_summary:

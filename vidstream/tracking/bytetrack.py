@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from ..detections import Detections
 from ..errors import ConfigError
 from ..settings import DEFAULTS
-from . import kalman
+from .kalman import STEP_S, initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
 
 #: IoU needed to match a low-score detection, and to match an unconfirmed track: ByteTrack's.
 LOW_MIN_IOU = 0.5
@@ -174,7 +174,7 @@ class ByteTrack:
         """Track one frame's detections; returns those of confirmed tracks, with ids."""
         s = self.settings
         if t is None:
-            t = (self._t + kalman.STEP_S) if self._t is not None else 0.0
+            t = (self._t + STEP_S) if self._t is not None else 0.0
         dt = 0.0 if self._t is None else max(t - self._t, 0.0)
         self._t = t
         self.frames += 1
@@ -186,9 +186,9 @@ class ByteTrack:
         n = len(self._mean)
         if n:
             self._mean[self._state != _TRACKED, 7] = 0.0
-            self._mean, self._cov = kalman.predict(self._mean, self._cov,
-                                                   np.full(n, dt / kalman.STEP_S))
-        predicted = kalman.xyah_to_xyxy(self._mean[:, :4])
+            self._mean, self._cov = predict(self._mean, self._cov,
+                                                   np.full(n, dt / STEP_S))
+        predicted = xyah_to_xyxy(self._mean[:, :4])
         matched_track: list[int] = []
         matched_det: list[int] = []
 
@@ -220,8 +220,8 @@ class ByteTrack:
         mt = np.asarray(matched_track, np.intp)
         md = np.asarray(matched_det, np.intp)
         if len(mt):
-            self._mean[mt], self._cov[mt] = kalman.update(
-                self._mean[mt], self._cov[mt], kalman.xyxy_to_xyah(boxes[md]))
+            self._mean[mt], self._cov[mt] = update(
+                self._mean[mt], self._cov[mt], xyxy_to_xyah(boxes[md]))
             self._hits[mt] += 1
             self._seen[mt] = t
             self._state[mt] = np.where(self._state[mt] == _UNCONFIRMED, _UNCONFIRMED, _TRACKED)
@@ -302,7 +302,7 @@ class ByteTrack:
         self._votes = [v for v, k in zip(self._votes, keep.tolist(), strict=True) if k]
 
     def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, t: float) -> None:
-        mean, cov = kalman.initiate(kalman.xyxy_to_xyah(boxes))
+        mean, cov = initiate(xyxy_to_xyah(boxes))
         n = len(boxes)
         self._mean = np.concatenate([self._mean, mean])
         self._cov = np.concatenate([self._cov, cov])

@@ -28,9 +28,9 @@ from ..frames import Frame, StreamInfo
 from ..labels import label_for
 from ..settings import DEFAULTS
 from ..stage import Stage
-from . import kalman
 from .bytetrack import ByteTrack, TrackerSettings
 from .counting import Line, StreamCounter, Zone, check_names, parse_line, parse_zone
+from .kalman import STEP_S
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Tracker(Stage):
         StreamCounter(self.lines, self.zones, margin=margin, anchor=anchor)  # validates
         self.margin = margin
         self.anchor = anchor
-        self._rate = 1.0 / kalman.STEP_S
+        self._rate = 1.0 / STEP_S
         self._streams: dict[int, _StreamState] = {}
         self._lock = threading.Lock()
 
