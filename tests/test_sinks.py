@@ -211,7 +211,7 @@ def test_the_sinks_package_exports():
 
     assert sinks.__all__ == ["FRAGMENTED_MOVFLAGS", "AudioCopier", "ClassCounter",
                              "DetectionsWriter", "OutputFile", "VideoWriter", "check_distinct",
-                             "check_output", "write_atomic"]
+                             "check_output", "check_outputs", "write_atomic"]
     assert all(getattr(sinks, name) is not None for name in sinks.__all__)
     writer = VideoWriter("x.mp4")
     assert (writer.codec, writer.preset) == (DEFAULTS.codec, DEFAULTS.preset)

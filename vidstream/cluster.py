@@ -234,8 +234,9 @@ Progress = Callable[[dict[str, int], float], None]
 
 
 def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
-               cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
-               retries: int = DEFAULTS.cluster_retries, price: Price | None = None,
+               cpus_per_task: float = DEFAULTS.cpus_per_task,
+               gpus_per_task: float = DEFAULTS.gpus_per_task,
+               retries: int = DEFAULTS.retries, price: Price | None = None,
                num_cpus: int | None = None, progress: Progress | None = None,
                poll_s: float = 0.5) -> ClusterResult:
     """Run one task per config on Ray; returns every task's result (Ctrl-C cancels the tasks
@@ -245,9 +246,17 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
     ray = connect(address, num_cpus=num_cpus)
     remote = ray.remote(run_task).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task,
                                           max_retries=retries, retry_exceptions=False)
+    from .sinks.output import check_outputs
+
     price_data = dataclasses.asdict(price) if price is not None else None
     t0 = time.perf_counter()
     cfgs = [absolute(c) for c in configs]
+    # The outputs are checked here, once, before any task starts; a task then replaces its
+    # own outputs, so a retry after a lost worker rewrites what the lost attempt left.
+    check_outputs([(name, getattr(c, name)) for c in cfgs for name in OUTPUTS
+                   if getattr(c, name)], [c.input for c in cfgs],
+                  overwrite=all(c.overwrite for c in cfgs))
+    cfgs = [dataclasses.replace(c, overwrite=True) for c in cfgs]
     refs = [remote.remote(dataclasses.asdict(c), price_data) for c in cfgs]
     index = {ref: i for i, ref in enumerate(refs)}
     results: dict[int, TaskResult] = {}

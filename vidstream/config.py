@@ -99,9 +99,9 @@ class RunConfig:
     count_anchor: str = DEFAULTS.count_anchor
     # clusters (vidstream.cluster): None runs here; "ray" a local Ray cluster; else its address
     cluster: str | None = None
-    cpus_per_task: float = 1.0
-    gpus_per_task: float = 0.0
-    retries: int = DEFAULTS.cluster_retries
+    cpus_per_task: float = DEFAULTS.cpus_per_task
+    gpus_per_task: float = DEFAULTS.gpus_per_task
+    retries: int = DEFAULTS.retries
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)

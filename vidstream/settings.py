@@ -44,7 +44,9 @@ class Settings:
     shutdown_timeout: float = 5.0  # how long abort() waits for a stage stuck in a call
     source_grace_s: float = 1.0  # after stop(): how long to wait for a source stuck in a read
     # clusters
-    cluster_retries: int = 1  # times a video whose worker was lost runs again
+    retries: int = 1  # times a video whose worker was lost runs again
+    cpus_per_task: float = 1.0  # what each video's task reserves on the cluster
+    gpus_per_task: float = 0.0
     # display
     progress_interval: float = 5.0
     # tracking (ByteTrack, fitted to the default detector: see vidstream.tracking)

@@ -65,8 +65,8 @@ def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
                    "(repeatable)")
     g.add_argument("--track-activation", type=unit_float, metavar="SCORE",
                    default=default(d.track_activation),
-                   help="least score that starts a track (default: the detector's --threshold, "
-                   "which fits this detector's score range)")
+                   help="least score that starts a track; unset, the detector's --threshold, "
+                   "which fits this detector's score range")
     g.add_argument("--track-buffer", dest="track_buffer_s", type=non_negative_float,
                    metavar="S", default=default(d.track_buffer_s),
                    help="seconds of video a lost track can be found again")

@@ -26,7 +26,7 @@ _ALIASES = {"capacity": "queue_size", "open_timeout": "stall_timeout"}
 _ACTIONS = {"overwrite": "(use -y to overwrite)"}
 
 # Parameters of the API that no command exposes: the command line names no flag for them.
-_API_ONLY = frozenset({"signature", "shutdown_timeout"})
+_API_ONLY = frozenset({"signature", "shutdown_timeout", "track_floor"})
 
 
 def hint(param: str, flags: Mapping[str, str] | None = None) -> str:
