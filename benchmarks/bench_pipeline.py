@@ -15,6 +15,7 @@ Contenders:
   sequential    the seed notebook's loop: decode -> to_ndarray -> SavedModel -> draw -> encode
   vidstream     vidstream detect with its defaults
   vidstream-data  the same writing detections only (no encoder sharing the CPU)
+  vidstream-track  vidstream with --track and a counting line (tracker and counting cost)
   detect-stage-bN  the detector stage in a pipeline fed already decoded frames, batch N
   noop          the pipeline with a no-op detector (converting frames) and no encoding
 """
@@ -197,13 +198,14 @@ def w_sequential(args: argparse.Namespace) -> dict:
     return {"frames": n, "wall_s": wall, "fps": n / wall}
 
 
-def w_vidstream(args: argparse.Namespace, video: bool = True) -> dict:
+def w_vidstream(args: argparse.Namespace, video: bool = True, track: bool = False) -> dict:
     from vidstream.config import RunConfig, build_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(input=args.input, video=f"{tmp}/v.mp4" if video else None,
                         detections=None if video else f"{tmp}/d.jsonl", model=args.model,
-                        preset=args.preset, max_frames=args.frames, batch_size=args.batch)
+                        preset=args.preset, max_frames=args.frames, batch_size=args.batch,
+                        lines=["road:0,0.6,1,0.6"] if track else None)
         with build_pipeline(cfg) as pipeline:
             summary = pipeline.run()
     return {"frames": summary.frames, "wall_s": summary.wall_s, "fps": summary.fps,
@@ -297,6 +299,7 @@ def w_accuracy(args: argparse.Namespace) -> dict:
 WORKERS = {"decode": w_decode, "model": w_model, "model-tf": w_model_tf, "encode": w_encode,
            "sequential": w_sequential, "vidstream": w_vidstream, "noop": w_noop,
            "vidstream-data": lambda a: w_vidstream(a, video=False),
+           "vidstream-track": lambda a: w_vidstream(a, track=True),
            "detect-stage": w_detect_stage, "accuracy": w_accuracy}
 
 
@@ -344,7 +347,7 @@ def main() -> int:
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     names = ["decode", *[f"model-b{b}" for b in sizes],
              *[f"detect-stage-b{b}" for b in sizes], "model-tf", "encode", "sequential",
-             "vidstream", "vidstream-data", "noop"]
+             "vidstream", "vidstream-data", "vidstream-track", "noop"]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     runs: dict[str, list[dict]] = {n: [] for n in names}
@@ -385,6 +388,7 @@ def report(args, runs, medians, accuracy) -> None:
             print(f"{words:48s} {medians[a] / medians[b]:6.2f}x")
 
     ratio("vidstream", "sequential", "vidstream / sequential loop (target >= 1.5)")
+    ratio("vidstream-track", "vidstream", "with --track and a line / without (target >= 0.95)")
     ratio("noop", "decode", "no-op pipeline / bare decode (target >= 0.90)")
     for b in sorted({int(n.rsplit("-b", 1)[1]) for n in medians if n.startswith("model-b")}):
         if f"detect-stage-b{b}" in medians:

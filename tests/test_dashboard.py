@@ -58,8 +58,13 @@ def test_plain_line():
         info = type("I", (), {"frames": 250})()
         dropped = 0
 
+        stages: list = []  # nothing that counts
+
         def stats(self):
             return [stage("decode", 1.0, items=120), stage("detect", 9.0, items=120)]
+
+        def streams(self):
+            return []
 
     assert plain_line(Fake(), 15.0) == "frames 120/250  fps 15.0  eta 0:09  bottleneck detect"
 
