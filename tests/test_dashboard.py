@@ -58,7 +58,7 @@ def test_plain_line():
         info = type("I", (), {"frames": 250})()
         dropped = 0
 
-        stages: list = []  # nothing that counts
+        stages = ()  # nothing that counts
 
         def stats(self):
             return [stage("decode", 1.0, items=120), stage("detect", 9.0, items=120)]
