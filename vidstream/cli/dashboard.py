@@ -181,16 +181,20 @@ class Dashboard:
         if counts:
             lines.append(Text(counts, style="bold"))
         if self.price is not None:
-            per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
-            hourly = format_rate(self.price.usd_per_hour)
-            reference = " (reference rate; --instance to change)" if self.price.reference else ""
-            lines.append(Text(
-                f"cost {format_usd(self.price.usd_per_hour * elapsed / 3600)} so far  "
-                f"{format_usd(per_100k)} per 100k inferences at {self.price.name} "
-                f"({hourly}/h){reference}" if fps_all > 0 else
-                f"cost at {self.price.name} ({hourly}/h){reference}: measuring...",
-                style="cyan"))
+            lines.append(cost_line(self.price, elapsed, fps_all))
         return Group(*lines)
+
+
+def cost_line(price: Any, elapsed: float, fps: float) -> Text:
+    """The live views' cost so far and per 100k inferences at ``fps``."""
+    hourly = format_rate(price.usd_per_hour)
+    reference = " (reference rate; --instance to change)" if price.reference else ""
+    if fps <= 0:
+        return Text(f"cost at {price.name} ({hourly}/h){reference}: measuring...", style="cyan")
+    per_100k = usd_per_100k_inferences(price.usd_per_hour, fps)
+    return Text(f"cost {format_usd(price.usd_per_hour * elapsed / 3600)} so far  "
+                f"{format_usd(per_100k)} per 100k inferences at {price.name} "
+                f"({hourly}/h){reference}", style="cyan")
 
 
 def counts_text(pipeline: Any) -> str | None:
@@ -459,13 +463,7 @@ class StreamsDashboard(Dashboard):
         if counts:
             lines.append(Text(counts, style="bold"))
         if self.price is not None:
-            per_100k = usd_per_100k_inferences(self.price.usd_per_hour, fps_all)
-            lines.append(Text(
-                f"cost ${self.price.usd_per_hour * elapsed / 3600:.5f} so far  "
-                f"${per_100k:.2f} per 100k inferences at {self.price.name} "
-                f"(${self.price.usd_per_hour}/h)" if fps_all > 0 else
-                f"cost at {self.price.name} (${self.price.usd_per_hour}/h): measuring...",
-                style="cyan"))
+            lines.append(cost_line(self.price, elapsed, fps_all))
         return Group(*lines)
 
 
