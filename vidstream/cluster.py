@@ -181,7 +181,7 @@ def run_task(config: dict[str, Any], price: dict[str, Any] | None = None) -> dic
         return {"error": " ".join(str(e).split()), "summary": None, "node": node,
                 "ended_early": None}
     if price is not None:
-        summary = summary.with_price(Price(**price))
+        summary = summary.with_price(Price.from_dict(price))
     data = summary.to_dict()
     if cfg.summary:
         import json

@@ -77,6 +77,9 @@ class RunConfig:
     instance: str | None = None
     price_per_hour: float | None = None
     catalog: str | None = None
+    # a remote model's server, priced as this client's share of it (vidstream.remote_cost)
+    accelerator_instance: str | None = None
+    accelerator_share: str = DEFAULTS.accelerator_share
     overwrite: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     # Several inputs, one stream each (``input`` is then the first); output paths are then
@@ -152,6 +155,10 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "instance": ("instance", (str,), "an instance name from the catalog"),
         "price_per_hour": ("price_per_hour", (int, float), "a number >= 0"),
         "catalog": ("catalog", (str,), "a path to a catalog JSON file"),
+        "accelerator_instance": ("accelerator_instance", (str,),
+                                 "the shared server's instance name from the catalog"),
+        "accelerator_share": ("accelerator_share", (str, int, float),
+                              "auto or a number in (0, 1]"),
     },
     "track": {
         "enabled": ("track", (bool,), "true or false"),
@@ -395,6 +402,15 @@ def validate(cfg: RunConfig, where: str = "options",
     if cfg.price_per_hour is not None and not (_finite(cfg.price_per_hour)
                                                and cfg.price_per_hour >= 0):
         raise bad("price_per_hour", "a finite number >= 0")
+    share = str(cfg.accelerator_share).strip().lower()
+    if share != "auto" and not (_finite(_float(share)) and 0 < float(share) <= 1):
+        raise bad("accelerator_share", "auto or a number in (0, 1]")
+    from .backends.remote import is_remote
+
+    if cfg.accelerator_instance and not is_remote(cfg.model):
+        raise ConfigError(f"{where}: {key('accelerator_instance')} prices the server of a "
+                          f"remote model, but {key('model')} = {cfg.model!r} runs here; "
+                          f"price this machine with {key('instance')}")
     if cfg.classes is not None:
         from .detector import class_ids_for
 
@@ -441,6 +457,13 @@ def _validate_tracking(cfg: RunConfig, where: str, key: Any, bad: Any) -> None:
         except ConfigError as e:
             name = "lines" if e.param == "lines" else "zones"
             raise ConfigError(f"{where}: {key(name)}: {e.message}") from None
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _finite(value: Any) -> bool:

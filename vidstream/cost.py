@@ -19,12 +19,24 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from .errors import ConfigError
 from .settings import DEFAULTS
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """The shared accelerator part of a remote run's price: its instance, the hourly rate of
+    the whole instance, and the client's share of it (with how that share was found)."""
+
+    name: str
+    usd_per_hour: float
+    share: float
+    basis: str = ""  # "fixed", "auto: 300 of 1200 server inferences", ...
 
 
 @dataclass(frozen=True)
@@ -42,9 +54,20 @@ class Price:
     gpu_memory_gib: float | None = None
     retired: bool = False
     reference: bool = False  # chosen by default, not by the user: shown as such
+    # a client of a shared server: usd_per_hour is the client's plus this share of the server's
+    accelerator: Accelerator | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Price:
+        """The inverse of :meth:`to_dict` (prices travel as JSON to bench children and to
+        cluster workers)."""
+        data = dict(data)
+        if isinstance(data.get("accelerator"), dict):
+            data["accelerator"] = Accelerator(**data["accelerator"])
+        return cls(**data)
 
     @property
     def note(self) -> str:
@@ -55,8 +78,25 @@ class Price:
         """
         if not self.reference:
             return ""
+        if self.accelerator is not None:  # the reference stands for the client machine only
+            client = self.usd_per_hour - self.accelerator.share * self.accelerator.usd_per_hour
+            return (f"this machine priced at the reference rate of "
+                    f"{self.name.split(' + ')[0]} (${client:.6g}/h); --instance to change")
         return (f"priced at the reference rate of {self.name} (${self.usd_per_hour:g}/h); "
                 "--instance to change")
+
+
+#: A price, or a function giving the price now (a remote run's share changes as it goes).
+PriceLike = Price | Callable[[], Price]
+
+
+def current(price: PriceLike) -> Price:
+    """``price`` as it stands now.
+
+    >>> current(lambda: Price("x", 1.0)).name
+    'x'
+    """
+    return price() if callable(price) else price
 
 
 def usd_per_100k_inferences(usd_per_hour: float, inferences_per_s: float) -> float:
@@ -193,4 +233,6 @@ class CostEstimate:
             "note": self.price.note or None,
             "usd_per_100k_inferences": per_100k if per_100k != float("inf") else None,
             "usd_total": self.usd_total,
+            **({} if self.price.accelerator is None else
+               {"accelerator": asdict(self.price.accelerator)}),
         }

@@ -29,10 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .cost import current
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .cost import Price
+    from .cost import PriceLike
     from .pipeline import Pipeline
 
 # The states a stream may report (see Pipeline.streams()).
@@ -44,7 +45,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 class PipelineCollector:
     """A Prometheus collector over one pipeline (register it in a ``CollectorRegistry``)."""
 
-    def __init__(self, pipeline: Pipeline, price: Price | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, price: PriceLike | None = None) -> None:
         self.pipeline = pipeline
         self.price = price
 
@@ -131,9 +132,10 @@ class PipelineCollector:
                                     "decoding to the end of the pipeline", buckets=lat_buckets,
                                     sum_value=lat.total)
         if self.price is not None:
+            price = current(self.price)
             yield CounterMetricFamily(
-                "vidstream_cost_usd", f"Dollars of run time at {self.price.name}'s rate",
-                value=self.price.usd_per_hour * p.elapsed_s / 3600)
+                "vidstream_cost_usd", f"Dollars of run time at {price.name}'s rate",
+                value=price.usd_per_hour * p.elapsed_s / 3600)
 
 
     def _counts(self, streams: list[Any], counter: Any, gauge: Any) -> Iterator[Any]:
@@ -192,7 +194,7 @@ class MetricsServer:
 
 
 def serve_metrics(pipeline: Pipeline, port: int, host: str = "127.0.0.1",
-                  price: Price | None = None) -> MetricsServer:
+                  price: PriceLike | None = None) -> MetricsServer:
     """Serve ``pipeline``'s metrics on ``host:port`` (port 0: any free port; see ``.port``).
 
     Bound to loopback unless ``host`` says otherwise: the endpoint has no authentication.

@@ -14,13 +14,22 @@ of clients.
 >>> p = shared_price(client, gpu, share)
 >>> p.name, round(p.usd_per_hour, 4)
 ('c5.large + 25% of g5.xlarge', 0.3365)
+
+A run prices itself with :class:`SharedPricing`, from what its remote predictor reported
+(``remote`` in its summary: this client's frames and the server's inferences meanwhile):
+
+>>> pricing = SharedPricing(client, gpu, "auto")
+>>> pricing.price({"frames": 300, "server": {"inference_count": 1200}}).accelerator.basis
+'auto: 300 of 1200 server inferences'
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .cost import Price, lookup
+from .cost import Accelerator, Price, lookup
 from .errors import ConfigError
 
 
@@ -49,7 +58,7 @@ def accelerator_share(share: str | float, *, client_inferences: float | None = N
     return value
 
 
-def shared_price(client: Price, accelerator: Price, share: float) -> Price:
+def shared_price(client: Price, accelerator: Price, share: float, basis: str = "") -> Price:
     """One hourly :class:`~vidstream.cost.Price` for a remote run: the client's price plus
     ``share`` of the accelerator's; the row says both names, the share and both sources."""
     if not 0.0 < share <= 1.0:
@@ -67,6 +76,9 @@ def shared_price(client: Price, accelerator: Price, share: float) -> Price:
         gpu=accelerator.gpu,
         gpu_memory_gib=accelerator.gpu_memory_gib,
         retired=client.retired or accelerator.retired,
+        reference=client.reference,
+        accelerator=Accelerator(accelerator.name, accelerator.usd_per_hour, share,
+                                basis or "fixed"),
     )
 
 
@@ -76,3 +88,53 @@ def remote_price(client: Price, accelerator_instance: str, share: str | float = 
     resolved by :func:`accelerator_share` (``usage``: its keyword arguments)."""
     accelerator = lookup(accelerator_instance, catalog)
     return shared_price(client, accelerator, accelerator_share(share, **usage))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SharedPricing:
+    """How a client of a shared server is priced: its own instance plus ``share`` (a number,
+    or ``"auto"``) of the accelerator instance; :meth:`price` resolves ``auto`` from what the
+    remote predictor counted."""
+
+    client: Price
+    accelerator: Price
+    share: str | float = "auto"
+
+    @classmethod
+    def lookup(cls, client: Price, accelerator_instance: str, share: str | float = "auto",
+               catalog: str | Path | None = None) -> SharedPricing:
+        accelerator_share(share, clients=1)  # a bad share fails here, before any work
+        return cls(client, lookup(accelerator_instance, catalog), share)
+
+    def price(self, remote: dict[str, Any] | None = None) -> Price:
+        """The price given ``remote`` (a summary's ``remote``: ``frames`` this client sent,
+        ``server.inference_count`` the server ran meanwhile, every client's together)."""
+        auto = isinstance(self.share, str) and self.share.strip().lower() == "auto"
+        if not auto:
+            return shared_price(self.client, self.accelerator, accelerator_share(self.share),
+                                "fixed")
+        mine = (remote or {}).get("frames") or 0
+        server = ((remote or {}).get("server") or {}).get("inference_count") or 0
+        if mine and server:
+            # the server's count is read a moment after this client's: never above one
+            share = accelerator_share("auto", client_inferences=mine,
+                                      server_inferences=max(server, mine))
+            basis = f"auto: {mine} of {max(server, mine)} server inferences"
+        else:
+            share, basis = 1.0, "auto: no server counts yet, the whole accelerator"
+        return shared_price(self.client, self.accelerator, share, basis)
+
+
+def run_pricing(client: Price, accelerator_instance: str | None, share: str | float = "auto",
+                catalog: str | Path | None = None) -> Price | SharedPricing:
+    """What a run is priced at: ``client`` alone, or with a shared accelerator's part."""
+    if not accelerator_instance:
+        return client
+    return SharedPricing.lookup(client, accelerator_instance, share, catalog)
+
+
+def price_now(pricing: Price | SharedPricing, details: dict[str, Any]) -> Price:
+    """The price given a run's details so far (its summary's ``remote``, when remote)."""
+    if isinstance(pricing, SharedPricing):
+        return pricing.price(details.get("remote"))
+    return pricing

@@ -68,6 +68,9 @@ class Settings:
     remote_timeout: float = 10.0  # seconds per call, retries on an unavailable server included
     remote_inflight: int = 4  # requests one client keeps in flight, so the server can batch
     remote_probe_s: float = 1.0  # with a fallback: how often a down server is tried again
+    # a client of a shared server pays its share of the accelerator instance: "auto" is its
+    # fraction of the server's inferences over the run, or a fixed fraction such as "0.25"
+    accelerator_share: str = "auto"
     serve_host: str = "127.0.0.1"  # anything else is reachable by others: no authentication
     serve_grpc_port: int = 8001
     serve_http_port: int = 8000

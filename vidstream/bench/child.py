@@ -64,14 +64,16 @@ def main() -> None:
 def measure(spec: dict[str, Any], emit: Callable[[Event], None]) -> Event:
     """Load, warm up and run one configuration in this process; the final event."""
     # TensorFlow and the pipeline load here, after the clock started (moving to tfruntime)
+    from ..backends.remote import is_remote
     from ..config import RunConfig, build_pipeline, validate
     from ..detector import Detector
+    from ..remote_cost import SharedPricing
     from ..sources import VideoSource
     from ..tfruntime import configure_threads, gpu_names, import_tensorflow
 
     options = BenchOptions(**spec["options"])
     config = BenchConfig(**spec["config"])
-    price = Price(**spec["price"]) if spec.get("price") else None
+    price = Price.from_dict(spec["price"]) if spec.get("price") else None
     if config.threads:
         configure_threads(config.threads)  # before TensorFlow's first op
     gpus = gpu_names()
@@ -115,11 +117,19 @@ def measure(spec: dict[str, Any], emit: Callable[[Event], None]) -> Event:
         startup_s = time.perf_counter() - _START
         with _progress(pipeline, emit):
             pipeline.run()
-        summary = pipeline.summary().with_price(price)
+        summary = pipeline.summary()
+    label = spec.get("label") or (price.name if price else None) or "this machine"
+    if price is not None and spec.get("accelerator") and is_remote(config.model):
+        pricing = SharedPricing(price, Price.from_dict(spec["accelerator"]),
+                                spec.get("accelerator_share") or "auto")
+        price = pricing.price(summary.details.get("remote"))
+        assert price.accelerator is not None
+        label += f" + {price.accelerator.share:.0%} of {price.accelerator.name}"
+    summary = summary.with_price(price)
     record = summary.to_dict()
     run = Run.from_summary(
         record,
-        label=spec.get("label") or (price.name if price else None) or "this machine",
+        label=label,
         device=config.device,
         threads=config.threads,
         warmup_s=round(warmup_s, 4),

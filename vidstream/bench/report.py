@@ -64,6 +64,9 @@ class Run:
     price_region: str = ""
     price_date: str = ""
     price_source: str = ""
+    # a client of a shared server: the server's instance and this client's share of it
+    accelerator: str | None = None
+    accelerator_share: float | None = None
     source_file: str = ""
 
     @property
@@ -114,6 +117,7 @@ class Run:
         'c5.4xlarge: m cpu batch 1'
         """
         cost = summary.get("cost") or {}
+        shared = cost.get("accelerator") or {}
         stages = summary.get("stages") or {}
         detect = stages.get("detect") or {}
         return cls(
@@ -124,6 +128,8 @@ class Run:
             price_region=cost.get("region") or "",
             price_date=cost.get("price_date") or "",
             price_source=cost.get("price_source") or "",
+            accelerator=shared.get("name"),
+            accelerator_share=shared.get("share"),
             model=str(summary.get("model") or "?"),
             device=device or "auto",
             device_used=str(summary.get("device") or ""),
@@ -286,6 +292,7 @@ def recommend(runs: Sequence[Run], target_fps: float | None = None,
                       "configuration that is fast enough.")
         if cheap is None:
             advice.append(_NO_PRICE)
+        advice += compare_deployments(runs)
         return Recommendation(None, None, None, [], [], [], advice)
 
     target = " and ".join(
@@ -336,7 +343,38 @@ def recommend(runs: Sequence[Run], target_fps: float | None = None,
                     "(frames wait in the queues before the detector)")
         advice.append(f"None of the {len(runs)} configurations meets {target}; {best}. "
                       f"Measure {hint}.")
+    advice += compare_deployments(runs)
     return Recommendation(target_fps, max_latency_ms, pick, meets, too_small, steps, advice)
+
+
+def compare_deployments(runs: Sequence[Run]) -> list[str]:
+    """The write-up's question with today's parts: one machine running the model, or small
+    clients sharing an accelerator over the network? The cheapest of each, per inference
+    (empty unless both kinds were measured and priced).
+
+    >>> big = Run("c7i.4xlarge", "m", "cpu", 4, fps=20.0, latency_ms={}, usd_per_hour=0.714,
+    ...           usd_per_100k_inferences=0.99)
+    >>> small = Run("c7i.large + 25% of g5.xlarge", "m", "auto", 4, fps=15.0, latency_ms={},
+    ...             usd_per_hour=0.34, usd_per_100k_inferences=0.63, accelerator="g5.xlarge",
+    ...             accelerator_share=0.25)
+    >>> print(compare_deployments([big, small])[0])  # doctest: +ELLIPSIS
+    One machine or small clients sharing an accelerator: ... costs $0.63 per 100k ... 0.64x ...
+    """
+    one = cheapest(r for r in runs if r.accelerator is None)
+    shared = cheapest(r for r in runs if r.accelerator is not None)
+    if one is None or shared is None:
+        return []
+    assert one.usd_per_100k_inferences and shared.usd_per_100k_inferences is not None
+    ratio = shared.usd_per_100k_inferences / one.usd_per_100k_inferences
+    share = (f", {shared.accelerator_share:.0%} of {shared.accelerator} each"
+             if shared.accelerator_share is not None else "")
+    verdict = ("cheaper" if ratio < 1 else "dearer" if ratio > 1 else "the same")
+    return [f"One machine or small clients sharing an accelerator: {shared.configuration} "
+            f"costs {format_usd(shared.usd_per_100k_inferences)} per 100k inferences "
+            f"({shared.fps:.1f} fps per client at {format_rate(shared.usd_per_hour)}/h{share}), "
+            f"{one.configuration} {format_usd(one.usd_per_100k_inferences)} "
+            f"({one.fps:.1f} fps at {format_rate(one.usd_per_hour)}/h): the shared "
+            f"accelerator is {ratio:.2f}x the cost per inference ({verdict})."]
 
 
 _NO_PRICE = ("Runs carry no price: bench with --instance NAME or --price-per-hour X to "

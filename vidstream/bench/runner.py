@@ -130,8 +130,13 @@ class BenchResult:
 def run_bench(options: BenchOptions, configs: Sequence[BenchConfig], price: Price | None = None,
               label: str | None = None, instance: str | None = None,
               on_event: Callable[[BenchConfig, Event], None] | None = None,
-              into: BenchResult | None = None) -> BenchResult:
+              into: BenchResult | None = None, accelerator: Price | None = None,
+              accelerator_share: str | float = "auto") -> BenchResult:
     """Measure every configuration in a fresh process; ``on_event`` sees progress.
+
+    A remote model's configuration (``triton://...``) is priced as this machine plus its
+    share of ``accelerator``, the server's instance (``accelerator_share``: a fraction, or
+    ``auto``: this client's fraction of the server's inferences during the run).
 
     Events: ``{"event": "start"}``, ``{"event": "progress", "frames": n}``, then one of
     ``result`` (with ``run``), ``skipped`` (with ``reason``) or ``error`` (with ``message``
@@ -158,6 +163,8 @@ def run_bench(options: BenchOptions, configs: Sequence[BenchConfig], price: Pric
                 "options": asdict(options), "config": asdict(config),
                 "price": price.to_dict() if price else None, "label": label,
                 "instance": instance,
+                "accelerator": accelerator.to_dict() if accelerator else None,
+                "accelerator_share": accelerator_share,
                 "outdir": str(Path(tmp) / str(i)),
             }
             event = _run_child(spec, notify)

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..backends.remote import is_remote
 from ..bench.report import format_rate, format_usd
 from ..bench.runner import (
     BenchConfig,
@@ -32,13 +33,14 @@ from ..bench.runner import (
     run_bench,
     sweep,
 )
-from ..cost import resolve_price
+from ..cost import lookup, resolve_price
 from ..errors import ConfigError
 from ..settings import BACKENDS, DEFAULTS, DEVICES
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
     Formatter,
+    add_accelerator_options,
     bounded_int,
     choice_list,
     console,
@@ -115,6 +117,7 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--label", metavar="NAME",
                    help="name of this machine in reports (default: the instance)")
     g.add_argument("--catalog", metavar="FILE.json", help="extra or overriding price rows")
+    add_accelerator_options(g)
     g = bench.add_argument_group("output")
     g.add_argument("--save", metavar="FILE.json",
                    help="write the runs: {\"runs\": [...], \"machine\": {...}}")
@@ -131,6 +134,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.label and args.price_per_hour is None and not args.instance:
         raise ConfigError("--label names a price: give --price-per-hour or --instance too")
     price = resolve_price(args.instance, args.price_per_hour, args.catalog, args.label)
+    accelerator = None
+    if args.accelerator_instance:
+        if not any(is_remote(m) for m in args.model or ()):
+            raise ConfigError("--accelerator-instance prices a remote model's server: give "
+                              "--model triton://HOST:PORT/NAME (or tfserving://)",
+                              param="accelerator_instance")
+        accelerator = lookup(args.accelerator_instance, args.catalog)
     if args.save:
         check_output(args.save, args.overwrite)
     options = BenchOptions(input=args.input, frames=args.frames, video=args.video,
@@ -148,7 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = BenchResult()
     try:
         with _progress_view(out, args.quiet, options, configs, args.flags) as on_event:
-            run_bench(options, configs, price, label, args.instance, on_event, into=result)
+            run_bench(options, configs, price, label, args.instance, on_event, into=result,
+                      accelerator=accelerator, accelerator_share=args.accelerator_share)
     finally:  # after Ctrl-C too: what was measured is kept
         if args.save and result.runs:
             result.save(args.save)

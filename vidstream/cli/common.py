@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from ..settings import DEFAULTS
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -194,3 +196,29 @@ def console(stderr: bool = False) -> Console:
     """A rich console; off a terminal (a pipe, a log) wide enough for the tables."""
     c = Console(stderr=stderr, highlight=False)
     return c if c.is_terminal else Console(stderr=stderr, highlight=False, width=140)
+
+
+def accelerator_share_arg(text: str) -> str:
+    """``--accelerator-share``: auto, or a fraction in (0, 1]."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:  # nan fails too
+        raise argparse.ArgumentTypeError(f"expected auto or a number in (0, 1], got {text!r}")
+    return text.strip()
+
+
+def add_accelerator_options(g: Any, overrides: bool = False) -> None:
+    """The cost of a remote model's server: ``--accelerator-instance``/``--accelerator-share``
+    (detect, run, bench)."""
+    g.add_argument("--accelerator-instance", metavar="NAME",
+                   help="with a remote model (triton://, tfserving://): the server's instance "
+                   "type, e.g. g5.xlarge; the run is priced as this machine plus its share of "
+                   "that instance")
+    g.add_argument("--accelerator-share", type=accelerator_share_arg, metavar="auto|X",
+                   default=None if overrides else DEFAULTS.accelerator_share,
+                   help="this client's share of the accelerator instance: auto (its fraction "
+                   "of the server's inferences during the run) or a number in (0, 1]")

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..bench.report import format_rate, format_usd
-from ..cost import usd_per_100k_inferences
+from ..cost import current, usd_per_100k_inferences
 from ..stats import StageStats, bottleneck
 from ..summary import Summary
 
@@ -187,6 +187,7 @@ class Dashboard:
 
 def cost_line(price: Any, elapsed: float, fps: float) -> Text:
     """The live views' cost so far and per 100k inferences at ``fps``."""
+    price = current(price)
     hourly = format_rate(price.usd_per_hour)
     reference = " (reference rate; --instance to change)" if price.reference else ""
     if fps <= 0:
@@ -338,6 +339,10 @@ def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
             + (f"{format_usd(per_100k)} per 100k inferences, " if per_100k != float("inf")
                else "")
             + f"{format_usd(cost.usd_total)} for this run", style="cyan"))
+        if p.accelerator is not None:
+            a = p.accelerator
+            parts.append(Text(f"  {a.share:.1%} of {a.name} ({format_rate(a.usd_per_hour)}/h): "
+                              f"{a.basis}", style="dim"))
         if p.reference:
             parts.append(Text(f"{p.note}: this machine's speed at that instance's rate",
                               style="dim"))

@@ -29,6 +29,7 @@ from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
     Formatter,
+    add_accelerator_options,
     bounded_int,
     flag_names,
     non_negative_float,
@@ -105,7 +106,7 @@ def add_commands(sub: Any) -> None:
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite outputs")
     run.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     _add_model_option(run, None)
-    _add_cost_options(run)
+    _add_cost_options(run, overrides=True)
     _add_display_options(run)
     add_run_options(run)
     add_counting_options(run, overrides=True)
@@ -118,7 +119,8 @@ def add_commands(sub: Any) -> None:
 
 
 # Settings of run that a flag may override, but that a pipeline file usually sets
-_FILE_FIRST = ("model", "instance", "price_per_hour", "catalog")
+_FILE_FIRST = ("model", "instance", "price_per_hour", "catalog", "accelerator_instance",
+               "accelerator_share")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -196,13 +198,14 @@ def _add_model_option(g: Any, default: str | None) -> None:
                    "directory, or TF1 frozen graph .pb. Models are code: load only ones you trust")
 
 
-def _add_cost_options(g: Any) -> None:
+def _add_cost_options(g: Any, overrides: bool = False) -> None:
     g.add_argument("--instance", metavar="NAME",
                    help="price the run as this instance type (see the catalog; default: the "
                    f"reference rate of {DEFAULTS.reference_instance})")
     g.add_argument("--price-per-hour", type=non_negative_float, metavar="USD",
                    help="price the run at this hourly rate")
     g.add_argument("--catalog", metavar="FILE.json", help="extra or overriding price rows")
+    add_accelerator_options(g, overrides=overrides)
 
 
 def _add_display_options(p: argparse.ArgumentParser) -> None:
@@ -246,8 +249,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"input": args.input, "video": args.output, "max_frames": args.max_frames,
-                 "model": args.model, "instance": args.instance,
-                 "price_per_hour": args.price_per_hour, "catalog": args.catalog}
+                 **{k: getattr(args, k) for k in _FILE_FIRST}}
     flags = {**args.flags, **{k: "--" + k.replace("_", "-") for k in _FILE_FIRST
                               if getattr(args, k) is not None}}
     args.flags = flags  # main() names flags from here for an error raised out of execute()

@@ -13,9 +13,11 @@ from typing import Any
 
 from rich.console import Console
 
+from ..backends.remote import is_remote
 from ..config import RunConfig, build_pipeline
-from ..cost import resolve_price
+from ..cost import PriceLike, resolve_price
 from ..errors import VidstreamError
+from ..remote_cost import SharedPricing, price_now, run_pricing
 from ..summary import Summary
 from .common import EXIT_INTERRUPTED
 from .dashboard import monitor
@@ -50,7 +52,8 @@ def run_pipeline(cfg: RunConfig, console: Console, display: str, interval: float
     Input, model and output errors surface at ``open()``, before any work, and are raised.
     """
     quiet = display == "quiet"
-    price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
+    pricing = run_pricing(resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog),
+                          cfg.accelerator_instance, cfg.accelerator_share, cfg.catalog)
     if cfg.tf_threads:
         # lazily: TensorFlow loads only for a run that needs it
         from ..tfruntime import configure_threads
@@ -63,6 +66,15 @@ def run_pipeline(cfg: RunConfig, console: Console, display: str, interval: float
 
     pipeline = build_pipeline(cfg, progress=progress)
     error: VidstreamError | None = None
+    price: PriceLike
+    if isinstance(pricing, SharedPricing):  # the share changes as the run goes
+        price = lambda: price_now(pricing, pipeline.details())  # noqa: E731
+    else:
+        price = pricing
+    if not isinstance(pricing, SharedPricing) and is_remote(cfg.model) and not quiet:
+        console.print("[dim]vidstream: note: the model runs on a server: the cost covers this "
+                      "machine only (--accelerator-instance NAME adds its share of the "
+                      "server)[/dim]", soft_wrap=True)
     with pipeline, metrics_for(pipeline, cfg, price, console, quiet):
         pipeline.open()
         restore = install_stop_handlers(pipeline, console, quiet)
@@ -76,7 +88,8 @@ def run_pipeline(cfg: RunConfig, console: Console, display: str, interval: float
                     error = e
         finally:
             restore()
-        summary = pipeline.summary().with_price(price)
+        summary = pipeline.summary()
+        summary = summary.with_price(price_now(pricing, summary.details))
     return pipeline, summary, error
 
 
