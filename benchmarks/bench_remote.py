@@ -9,6 +9,9 @@
    ``vidstream detect --model triton://...`` at once) on one Triton server hosting the same
    model: detections compared with the local run's (same class, IoU >= 0.9), the server's
    mean batch from its metrics, and frames per second, all processes together.
+3. The write-up's table redone: the local run priced as one machine (``--client``), each
+   client priced as ``--client`` plus its share of ``--accelerator`` (``auto``: its fraction
+   of the server's inferences), compared by ``vidstream report``.
 
 Everything runs on this machine, server included: on a CPU-only machine the clients and the
 server compete for the same cores, so this measures the mechanism, not a GPU server's gain.
@@ -33,11 +36,12 @@ from vidstream import EIPredictor, box_iou, models  # noqa: E402
 from vidstream.serve import ServeConfig, Server, model_for_serving  # noqa: E402
 
 
-def detect(clip: Path, model: str, out: Path, batch: int) -> subprocess.Popen[bytes]:
+def detect(clip: Path, model: str, out: Path, batch: int, *price: str
+           ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "vidstream", "detect", str(clip), "--no-video", "--quiet",
          "--model", model, "--batch-size", str(batch), "--detections", str(out.with_suffix(
-             ".jsonl")), "--summary", str(out.with_suffix(".json"))],
+             ".jsonl")), "--summary", str(out.with_suffix(".json")), *price],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -83,6 +87,10 @@ def main() -> None:
     ap.add_argument("--clients", default="2,3")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--port", type=int, default=18201)
+    ap.add_argument("--client", default="c7i.large",
+                    help="instance each client (and the one local machine) is priced as")
+    ap.add_argument("--accelerator", default="g5.xlarge",
+                    help="instance the shared server is priced as")
     ap.add_argument("--json")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
@@ -95,7 +103,8 @@ def main() -> None:
                          http_port=args.port + 1, metrics_port=args.port + 2)
     results: dict = {"frames": args.frames, "batch_size": args.batch_size}
     t0 = time.perf_counter()
-    local = detect(clip, str(models.path("centernet")), work / "local", args.batch_size)
+    local = detect(clip, str(models.path("centernet")), work / "local", args.batch_size,
+                   "--instance", args.client)
     assert local.wait() == 0, local.stderr.read() if local.stderr else ""
     local_s = time.perf_counter() - t0
     results["local"] = {"fps": args.frames / local_s, "wall_s": local_s}
@@ -110,8 +119,9 @@ def main() -> None:
         for n in [int(c) for c in args.clients.split(",")]:
             before = server.metrics()
             t0 = time.perf_counter()
-            procs = [detect(clip, server.endpoint, work / f"remote{n}_{k}", args.batch_size)
-                     for k in range(n)]
+            procs = [detect(clip, server.endpoint, work / f"remote{n}_{k}", args.batch_size,
+                            "--instance", args.client, "--accelerator-instance",
+                            args.accelerator) for k in range(n)]
             for proc in procs:
                 assert proc.wait() == 0, proc.stderr.read() if proc.stderr else ""
             wall = time.perf_counter() - t0
@@ -131,6 +141,14 @@ def main() -> None:
                   f"included); server: {int(count)} inferences in {int(execs)} executions "
                   f"(mean batch {row['mean_batch']:.2f}); boxes matching the local run: "
                   f"{hit}/{total} ({100 * row['matched_share']:.1f}%)")
+    summaries = [work / "local.json", *(work / f"remote{n}_0.json"
+                                        for n in map(int, args.clients.split(",")))]
+    print(f"\nthe write-up's table with today's parts (speeds measured on this machine, "
+          f"server included; prices of {args.client} and {args.accelerator}, each client "
+          "paying its share of the server's inferences):")
+    subprocess.run([sys.executable, "-m", "vidstream", "report", "--format", "markdown",
+                    *map(str, summaries)], check=True)
+    results["report"] = [json.loads(p.read_text())["cost"] for p in summaries]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -39,7 +39,8 @@ def test_the_ready_pipelines_are_there():
     names = {p.name for p in PIPELINES.glob("*.toml")}
     assert names == {"detect-file.toml", "live-camera.toml", "batch-data.toml",
                      "multi-camera.toml",  # multi-camera runs in test_multistream.py
-                     "count-line.toml"}
+                     "count-line.toml",
+                     "remote-client.toml"}  # runs against a server in test_remote_cost.py
 
 
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.toml")), ids=lambda p: p.name)

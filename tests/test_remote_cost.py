@@ -23,7 +23,7 @@ from vidstream.remote_cost import SharedPricing, price_now, run_pricing
 
 pytest.importorskip("tensorflow_serving")
 
-from test_remote import find_red  # noqa: E402  (needs tensorflow_serving)
+from test_remote import find_red  # after the skip: it needs tensorflow_serving
 
 CLIENT = Price("c7i.large", 0.08925)
 
@@ -112,6 +112,22 @@ def test_detect_on_a_server_prices_the_client_plus_its_share(tmp_path, capsys):
         assert code == 0
         assert "cost covers this machine only" in capsys.readouterr().err
         assert "accelerator" not in json.loads((tmp_path / "plain.json").read_text())["cost"]
+
+
+def test_the_remote_client_pipeline_prices_its_share(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    pipeline = Path(__file__).resolve().parent.parent / "pipelines" / "remote-client.toml"
+    red_square_clip(tmp_path / "cam.mp4", frames=8)
+    monkeypatch.chdir(tmp_path)
+    with TFServingStandIn("redsquare", find_red) as server:
+        code = main(["run", str(pipeline), "--input", "cam.mp4", "--model", server.endpoint,
+                     "--no-dashboard", "--accelerator-share", "0.5"])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads((tmp_path / "cam-summary.json").read_text())
+    assert s["frames"] == 8 and (tmp_path / "cam-detected.mp4").stat().st_size > 0
+    assert s["cost"]["instance"] == "c7i.large + 50% of g5.xlarge"
+    assert s["batch_size"] == 4
 
 
 def test_bench_prices_a_remote_configuration_with_its_share_and_report_compares(
