@@ -69,9 +69,8 @@ def overhead(server: Server, frames: int) -> dict[str, float]:
     rt, srv = [], []
     for _ in range(frames):
         before = server.metrics()["nv_inference_request_duration_us"]
-        p.backend.stats.request_s.clear()
         p({"input_tensor": img})
-        rt.append(p.backend.stats.request_s[-1] * 1000)
+        rt.append(p.backend.stats.last_request_s * 1000)
         srv.append((server.metrics()["nv_inference_request_duration_us"] - before) / 1000)
     over = np.array(rt) - np.array(srv)
     return {"requests": frames, "round_trip_p50_ms": float(np.median(rt)),

@@ -11,13 +11,18 @@ import pytest
 from media import red_square_clip
 
 from vidstream.cli.dashboard import (
+    Dashboard,
     RateWindow,
     bottleneck_hint,
     eta_seconds,
     format_duration,
     plain_line,
+    remote_line,
+    remote_suffix,
+    summary_table,
 )
-from vidstream.stats import StageStats
+from vidstream.stats import LatencyHistogram, StageStats
+from vidstream.summary import Summary
 
 ESC = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -65,6 +70,9 @@ def test_plain_line():
 
         def streams(self):
             return []
+
+        def details(self):
+            return {}
 
     assert plain_line(Fake(), 15.0) == "frames 120/250  fps 15.0  eta 0:09  bottleneck detect"
 
@@ -147,3 +155,73 @@ def test_final_table_shows_a_reference_price_as_such_and_small_costs_unrounded()
     # $0.08925/h at 5000 inferences/s: $0.000496 per 100k
     assert "$0.00 per 100k" not in text and "$0.00050 per 100k" in text
     assert "priced at the reference rate of c7i.large ($0.08925/h); --instance to change" in text
+
+
+# -- a model on a server -------------------------------------------------------------------------
+REMOTE = {"endpoint": "triton://10.0.0.7:8001/centernet", "protocol": "triton", "requests": 30,
+          "frames": 120, "in_flight": 3, "max_in_flight": 4,
+          "round_trip_ms": {"p50": 12.4, "p95": 30.2}, "retries": 0, "mb_sent": 94.37,
+          "fallback_model": "centernet", "fallback_frames": 0, "outages": 0,
+          "server": {"inference_count": 240, "execution_count": 70, "mean_batch": 3.43,
+                     "batch_sizes": {"1": 10, "4": 60}}}
+
+
+def render(renderable) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=400, record=True, file=io.StringIO())  # no wrapped lines
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_remote_line_says_round_trips_in_flight_server_batch_and_fallback():
+    assert remote_line({"model": "m"}) is None and remote_suffix({}) is None
+    assert remote_line({"remote": REMOTE}) == (
+        "remote triton://10.0.0.7:8001/centernet  rtt p50 12 ms p95 30 ms  "
+        "in flight 3 (max 4)  server batch 3.4  fallback 0 frames")
+    assert remote_suffix({"remote": REMOTE}) == "rtt p95 30 ms  in flight 3"
+    # TF Serving, nothing answered yet, no fallback; then a server that went down
+    quiet = {**REMOTE, "protocol": "tfserving", "endpoint": "tfserving://h:8500/m",
+             "round_trip_ms": None, "in_flight": 0, "max_in_flight": 0, "server": None,
+             "fallback_model": None}
+    assert remote_line({"remote": quiet}) == (
+        "remote tfserving://h:8500/m  rtt -  in flight 0 (max 0)")
+    down = {**REMOTE, "round_trip_ms": {"p50": 2.5, "p95": 8.25}, "retries": 2,
+            "fallback_frames": 17, "outages": 1}
+    assert remote_line({"remote": down}).endswith(
+        "rtt p50 2.5 ms p95 8.2 ms  in flight 3 (max 4)  retries 2  server batch 3.4  "
+        "fallback 17 frames (1 outages)")
+    assert remote_suffix({"remote": down}) == "rtt p95 8.2 ms  in flight 3  fallback 17"
+
+
+def test_the_live_view_the_plain_line_and_the_final_table_show_the_remote_model():
+    class Fake:
+        info = type("I", (), {"frames": 250, "live": False})()
+        dropped = 0
+        elapsed_s = 8.0
+        latency = LatencyHistogram()
+        stages = ()
+
+        def stats(self):
+            return [stage("decode", 1.0, items=120), stage("detect", 9.0, items=120)]
+
+        def streams(self):
+            return []
+
+        def details(self):
+            return {"model": "centernet", "device": "remote (triton server at 10.0.0.7:8001)",
+                    "remote": REMOTE}
+
+    live = render(Dashboard(Fake()))
+    assert remote_line(Fake().details()) in live
+    assert plain_line(Fake(), 15.0) == ("frames 120/250  fps 15.0  eta 0:09  bottleneck detect"
+                                        "  rtt p95 30 ms  in flight 3")
+    s = Summary(frames=120, wall_s=8.0, fps=15.0, model_load_s=0.1, latency=LatencyHistogram(),
+                stages=[], details=Fake().details())
+    row = next(line for line in render(summary_table(s)).splitlines()
+               if line.lstrip().startswith("remote"))
+    assert ("triton://10.0.0.7:8001/centernet: 30 requests, 120 frames, rtt p50 12 ms p95 30 ms"
+            ", max in flight 4, 94.4 MB sent") in row
+    assert "server (every client): 240 inferences in 70 runs, batch 3.4 (1: 10, 4: 60)" in row

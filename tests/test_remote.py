@@ -3,6 +3,7 @@ in-process server built on TF Serving's official protos (retries, timeouts, fall
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from tinymodel import RED, red_square_frames
 
 from vidstream import Detector, EIPredictor, box_iou
 from vidstream.backends import entries, resolve
+from vidstream.backends.base import LoadOptions
 from vidstream.backends.remote import (
     Endpoint,
     RemoteError,
@@ -22,6 +24,8 @@ from vidstream.backends.remote import (
     letterbox,
     remote_ref,
 )
+from vidstream.backends.remote_stats import ServerCounts, ServerUsage
+from vidstream.backends.tfserving import TFServingPredictor
 from vidstream.errors import ConfigError, ModelNotFoundError
 
 pytest.importorskip("tensorflow_serving")
@@ -96,7 +100,7 @@ def test_tfserving_detects_through_the_detector_with_raw_uint8_tensors(no_thread
             assert len(det) == 1 and box_iou(next(iter(det)).box, box) > 0.99
         p = detector.predictor
         assert p.format == "tfserving" and p.thread_safe
-        assert detector.describe()["remote_frames"] == 7  # the warm-up call, then 6 frames
+        assert detector.describe()["remote"]["frames"] == 7  # the warm-up call, then 6
         assert server.servicer.calls == 7
 
 
@@ -163,17 +167,18 @@ def test_a_server_that_dies_is_an_error_within_the_timeout_or_runs_the_fallback(
         for _ in range(3):  # the tiny SavedModel answers: same box
             out = backed({"input_tensor": frame})
             assert out["detection_scores"][0, 0] == pytest.approx(0.9)
-    info = backed.describe()
-    assert info["fallback_frames"] == 3 and info["server_outages"] == 1
+    info = backed.describe()["remote"]
+    assert info["fallback_frames"] == 3 and info["outages"] == 1
+    assert info["fallback_model"] == str(tiny_model)
     assert "running the local model" in caplog.text
     server = TFServingStandIn("m", find_red, port=port).start()  # back: the server answers
     try:
         time.sleep(0.3)  # past probe_s
         deadline = time.monotonic() + 10
-        while backed.describe()["remote_frames"] < 2 and time.monotonic() < deadline:
+        while backed.describe()["remote"]["frames"] < 2 and time.monotonic() < deadline:
             backed({"input_tensor": frame})
             time.sleep(0.1)
-        assert backed.describe()["remote_frames"] >= 2
+        assert backed.describe()["remote"]["frames"] >= 2
     finally:
         server.stop()
 
@@ -214,3 +219,134 @@ def test_a_remote_run_pays_for_its_client_and_its_share_of_the_accelerator():
     assert price.gpu == "NVIDIA A10G" and "g5.xlarge" in price.name
     assert usd_per_100k_inferences(price.usd_per_hour, 30) == pytest.approx(
         price.usd_per_hour * 100_000 / (3600 * 30))
+
+
+# -- what a remote predictor reports -----------------------------------------------------------
+def test_describe_reports_requests_in_flight_and_round_trips_under_one_remote_key():
+    barrier = threading.Barrier(2)
+    seen: list[dict] = []
+    holder: dict = {}
+
+    def both_at_once(feed):
+        # both requests of the batch reach the server before either is answered: the client
+        # has exactly two in flight, whatever the timing
+        barrier.wait(timeout=10)
+        seen.append(holder["p"].describe()["remote"])
+        return find_red(feed)
+
+    frames = np.stack([img for img, _ in red_square_frames(4)])
+    with TFServingStandIn("m", both_at_once, input_shape=(-1, 256, 256, 3)) as server:
+        p = EIPredictor(f"{server.endpoint}?inflight=2", warmup=False)
+        holder["p"] = p
+        assert p.describe()["remote"]["round_trip_ms"] is None  # nothing sent yet
+        p({"input_tensor": frames})
+        info = p.describe()
+        p.backend.close()
+    assert [s["in_flight"] for s in seen] == [2, 2]
+    remote = info["remote"]
+    assert set(remote) == {"endpoint", "protocol", "requests", "frames", "in_flight",
+                           "max_in_flight", "round_trip_ms", "retries", "mb_sent",
+                           "fallback_model", "fallback_frames", "outages", "server"}
+    assert remote["endpoint"] == server.endpoint and remote["protocol"] == "tfserving"
+    assert (remote["requests"], remote["frames"], remote["in_flight"],
+            remote["max_in_flight"], remote["retries"]) == (2, 4, 0, 2, 0)
+    assert remote["mb_sent"] == round(4 * 256 * 256 * 3 / 1e6, 2)  # letterboxed, not raw
+    assert 0 < remote["round_trip_ms"]["p50"] <= remote["round_trip_ms"]["p95"]
+    assert (remote["fallback_model"], remote["fallback_frames"], remote["outages"]) == (
+        None, 0, 0)
+    assert remote["server"] is None  # TF Serving has no statistics API
+    assert info["model_format"] == "tfserving" and info["model"] == "m"
+    assert not any(k.startswith("remote_") for k in info)  # one nested key, nothing flat
+
+
+def test_the_endpoint_in_the_summary_has_no_credentials():
+    with TFServingStandIn("m", find_red) as server:
+        ref = server.endpoint.replace("://", "://admin:hunter2@") + "?timeout=3"
+        p = EIPredictor(ref, warmup=False)
+        info = p.describe()
+        p.backend.close()
+    assert info["remote"]["endpoint"] == server.endpoint
+    assert "hunter2" not in json.dumps(info)
+
+
+class CountingPredictor(TFServingPredictor):
+    """TF Serving with a statistics hook: the stand-in's calls as the server's counts."""
+
+    def __init__(self, ref, servicer, fail=False):
+        self.servicer, self.reads, self.fail = servicer, 0, fail
+        super().__init__(ref, LoadOptions())
+
+    def _server_counts(self, timeout):
+        self.reads += 1
+        if self.fail:
+            raise RuntimeError("statistics unavailable")
+        n = self.servicer.calls
+        return ServerCounts(n, n, {1: n} if n else {})
+
+
+def test_server_counts_are_read_once_a_second_again_when_quiet_and_never_fail_a_run():
+    frame = next(red_square_frames(1))[0][None]
+    with TFServingStandIn("m", find_red) as server:
+        server.servicer.calls = 5  # another client's, before this one connected
+        p = CountingPredictor(server.endpoint, server.servicer)
+        p.server_read_s = 3600  # only the quiet and the fresh reads, whatever the timing
+        assert p.reads == 1  # the baseline, at connect
+        assert p.describe()["remote"]["server"]["inference_count"] == 0 and p.reads == 1
+        p({"input_tensor": frame})
+        usage = p.describe()["remote"]["server"]  # quiet after a request: read again
+        assert p.reads == 2 and usage == {"inference_count": 1, "execution_count": 1,
+                                          "mean_batch": 1.0, "batch_sizes": {"1": 1}}
+        for _ in range(5):  # nothing new: the cached counts, no read
+            p.describe()
+        assert p.reads == 2
+        server.servicer.calls += 2  # two frames of another client
+        p({"input_tensor": frame})
+        assert p.server_usage(fresh=True).inference_count == 4 and p.reads == 3
+        assert p.describe()["remote"]["server"]["inference_count"] == 4  # cached
+        p.fail = True
+        p({"input_tensor": frame})
+        assert p.describe()["remote"]["server"]["inference_count"] == 4  # the last read stands
+        assert p.server_usage(fresh=True).inference_count == 4 and p.reads == 5
+        assert p.describe()["remote"]["frames"] == 3
+        p.close()
+
+
+def test_server_usage_carries_counts_over_a_server_restart():
+    answers = iter([ServerCounts(100, 50, {2: 50}), ServerCounts(120, 55, {2: 50, 4: 5}),
+                    None, ServerCounts(12, 3, {4: 3})])
+    usage = ServerUsage(lambda timeout: next(answers))
+    usage.start(1.0)
+    assert usage.get(1.0, max_age=0) == ServerCounts(20, 5, {4: 5})
+    assert usage.get(1.0, max_age=0) == ServerCounts(20, 5, {4: 5})  # no answer: the last
+    after = usage.get(1.0, max_age=0)  # counts went down: restarted, the 20 carried over
+    assert after == ServerCounts(32, 8, {4: 8}) and after.mean_batch == 4.0
+    assert usage.get(1.0, max_age=60) is after  # fresh enough: not read
+
+
+def test_a_pipeline_on_a_remote_model_reports_it_in_the_summary_and_the_metrics():
+    pytest.importorskip("prometheus_client")
+    from test_engine import Collect, FakeSource
+
+    from vidstream import Pipeline
+    from vidstream.metrics import PipelineCollector
+
+    with TFServingStandIn("m", find_red) as server:
+        detector = Detector(f"{server.endpoint}?inflight=2", batch_size=2)
+        pipeline = Pipeline([FakeSource(6)], [detector], lambda i: [Collect()])
+        summary = pipeline.run()
+        families = {f.name: f for f in PipelineCollector(pipeline).collect()}
+    remote = summary.to_dict()["remote"]
+    # the predictor's warm-up image, the detector's warm-up batch of 2, the 6 frames: one
+    # request each (a batch of 2 with inflight=2 goes as two requests)
+    assert remote["frames"] == remote["requests"] == 1 + 2 + 6
+    assert remote["in_flight"] == 0 and remote["server"] is None
+    samples = {(s.name, s.labels.get("quantile")): s.value
+               for name in ("vidstream_remote_requests", "vidstream_remote_in_flight",
+                            "vidstream_remote_round_trip_seconds",
+                            "vidstream_remote_fallback_frames")
+               for s in families[name].samples}
+    assert samples[("vidstream_remote_requests_total", None)] == remote["requests"]
+    assert samples[("vidstream_remote_in_flight", None)] == 0
+    assert samples[("vidstream_remote_fallback_frames_total", None)] == 0
+    assert 0 < samples[("vidstream_remote_round_trip_seconds", "0.5")] <= samples[
+        ("vidstream_remote_round_trip_seconds", "0.95")]

@@ -95,9 +95,21 @@ def test_detect_through_a_real_triton_server(triton_server, media_dir, tmp_path,
         assert len(found) == 1 and box_iou(found[0]["box"], box) > 0.8
     info = json.loads(summary.read_text())
     assert info["model_format"] == "triton" and info["model_dir"] == triton_server.endpoint
+    remote = info["remote"]
     # the 12 frames, after the warm-up calls (one image, then one batch of 4)
-    assert info["remote_frames"] == 1 + 4 + 12
-    assert triton_server.metrics()["nv_inference_count"] - before == info["remote_frames"]
+    assert remote["frames"] == 1 + 4 + 12
+    assert triton_server.metrics()["nv_inference_count"] - before == remote["frames"]
+    assert remote["endpoint"] == triton_server.endpoint and remote["protocol"] == "triton"
+    assert remote["requests"] > 0 and remote["in_flight"] == 0
+    assert 1 <= remote["max_in_flight"] <= 4 and remote["retries"] == 0
+    rtt = remote["round_trip_ms"]
+    assert set(rtt) == {"p50", "p95"} and 0 < rtt["p50"] <= rtt["p95"]
+    assert remote["fallback_model"] is None and remote["fallback_frames"] == 0
+    # the server's counts since this client connected: this run was alone on the server
+    server = remote["server"]
+    assert server["inference_count"] == remote["frames"]
+    assert sum(int(k) * n for k, n in server["batch_sizes"].items()) == remote["frames"]
+    assert sum(server["batch_sizes"].values()) == server["execution_count"]
 
 
 def test_a_frame_larger_than_the_models_input_is_letterboxed_before_sending(triton_server):
@@ -129,11 +141,13 @@ def test_clients_share_the_server_and_it_batches_across_them(triton_server):
     frames = np.stack([img for img, _ in red_square_frames(8)])
     truth = [box for _, box in red_square_frames(8)]
     results: dict[int, list] = {}
+    clients: dict[int, EIPredictor] = {}
+    connected = threading.Barrier(3)
 
     def client(k: int) -> None:
-        p = EIPredictor(f"{triton_server.endpoint}?inflight=4", warmup=False)
+        p = clients[k] = EIPredictor(f"{triton_server.endpoint}?inflight=4", warmup=False)
+        connected.wait(60)  # every client's baseline is read before any request
         results[k] = [p({"input_tensor": frames})["detection_boxes"] for _ in range(3)]
-        p.backend.close()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
     for t in threads:
@@ -145,6 +159,21 @@ def test_clients_share_the_server_and_it_batches_across_them(triton_server):
     executions = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
     assert inferences == 3 * 3 * 8
     assert executions < inferences  # batches formed (across requests and clients)
+    # Each client sees the server's counts since it connected: every client's inferences
+    # (its share of the accelerator: 24 of 72), the same executions as the server's metrics.
+    for p in clients.values():
+        remote = p.describe()["remote"]
+        usage = p.backend.server_usage(fresh=True)
+        assert usage is not None and remote["frames"] == 3 * 8
+        assert usage.inference_count == inferences >= remote["frames"]
+        assert usage.execution_count == executions
+        assert sum(usage.batch_sizes.values()) == executions
+        assert sum(size * n for size, n in usage.batch_sizes.items()) == inferences
+        server = p.describe()["remote"]["server"]  # the fresh read, now cached
+        assert server["mean_batch"] == round(inferences / executions, 2) > 1
+        assert server["batch_sizes"] == {str(k): n for k, n in usage.batch_sizes.items()}
+        assert 1 <= remote["max_in_flight"] <= 4 and remote["requests"] == 3 * 4  # 2 each
+        p.backend.close()
     h, w = frames.shape[1:3]
     for k in range(3):
         for boxes in results[k]:
@@ -171,9 +200,9 @@ def test_a_server_killed_mid_run_is_an_error_or_the_fallback(served_model, tiny_
                      "--summary", str(summary), "--quiet"])
         killer.join()
         assert code == 0, capsys.readouterr().err
-        text = summary.read_text()
-        fallback = int(text.split('"fallback_frames": ')[1].split(",")[0].split("}")[0])
-        assert fallback > 0 and '"server_outages": 1' in text
+        remote = json.loads(summary.read_text())["remote"]
+        assert remote["fallback_frames"] > 0 and remote["outages"] == 1
+        assert remote["frames"] + remote["fallback_frames"] >= 60
         t0 = time.perf_counter()
         with pytest.raises(RemoteUnavailableError):
             plain({"input_tensor": frame})

@@ -20,7 +20,10 @@ Metrics (names follow Prometheus conventions; ``stream`` is the stream's index, 
   ``vidstream_zone_entries_total`` (labels ``stream``, ``zone``, ``label``);
 * the run: ``vidstream_frames_total``, ``vidstream_batch_size`` (histogram of the first shared
   stage's batches), ``vidstream_frame_latency_seconds`` (histogram), and
-  ``vidstream_cost_usd_total`` (the price of the time run so far, when the run is priced).
+  ``vidstream_cost_usd_total`` (the price of the time run so far, when the run is priced);
+* a model on a server (``triton://``, ``tfserving://``): ``vidstream_remote_requests_total``,
+  ``vidstream_remote_in_flight``, ``vidstream_remote_round_trip_seconds`` (label
+  ``quantile``: 0.5, 0.95) and ``vidstream_remote_fallback_frames_total``.
 """
 
 from __future__ import annotations
@@ -131,6 +134,9 @@ class PipelineCollector:
         yield HistogramMetricFamily("vidstream_frame_latency_seconds", "Seconds from a frame's "
                                     "decoding to the end of the pipeline", buckets=lat_buckets,
                                     sum_value=lat.total)
+        remote = summary.details.get("remote")
+        if remote:
+            yield from _remote(remote, CounterMetricFamily, GaugeMetricFamily)
         if self.price is not None:
             price = current(self.price)
             yield CounterMetricFamily(
@@ -165,6 +171,22 @@ class PipelineCollector:
             yield crossings
             yield occupancy
             yield entries
+
+
+def _remote(remote: dict[str, Any], counter: Any, gauge: Any) -> Iterator[Any]:
+    """A model on a server: this client's requests, round trips and requests in flight."""
+    yield counter("vidstream_remote_requests", "Requests the model server answered",
+                  value=remote["requests"])
+    yield gauge("vidstream_remote_in_flight", "Requests sent and not yet answered",
+                value=remote["in_flight"])
+    rtt = gauge("vidstream_remote_round_trip_seconds", "Round trip of a request to the model "
+                "server, send to answer (quantiles over the run)", labels=["quantile"])
+    for q, key in (("0.5", "p50"), ("0.95", "p95")):
+        if remote.get("round_trip_ms"):
+            rtt.add_metric([q], remote["round_trip_ms"][key] / 1000)
+    yield rtt
+    yield counter("vidstream_remote_fallback_frames", "Frames the local fallback model "
+                  "answered while the server was down", value=remote["fallback_frames"])
 
 
 @dataclass

@@ -18,11 +18,17 @@ maps the boxes back to the frame it was given. A server that does not answer is 
 with backoff until the call's ``timeout``; then the call fails with one
 :class:`RemoteUnavailableError`, or, with a fallback, the local model answers (counted as
 ``fallback_frames``) and the server is tried again every ``probe_s``.
+
+:meth:`RemotePredictor.describe` reports all of it under one key, ``remote``: the endpoint,
+requests, frames, round trips (p50/p95), requests in flight, retries, MB sent, fallback
+frames, outages, and, where the server says (Triton), its inferences, executions and batch
+sizes since this client connected (see :mod:`vidstream.backends.remote_stats`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -37,7 +43,9 @@ import numpy as np
 
 from ..errors import ConfigError, ModelError
 from ..settings import DEFAULTS
+from ..sources.uri import mask_credentials
 from .base import LoadOptions, ModelBackend, check_feed, map_names
+from .remote_stats import RemoteStats, ServerCounts, ServerUsage
 
 log = logging.getLogger("vidstream")
 
@@ -173,19 +181,6 @@ class Unavailable(Exception):
     """Raised by a protocol's ``_infer`` when the server cannot be reached (retry)."""
 
 
-@dataclass
-class RemoteStats:
-    """What a remote predictor counts; :meth:`RemotePredictor.describe` reports it."""
-
-    requests: int = 0
-    frames: int = 0  # answered by the server
-    fallback_frames: int = 0  # answered by the local model while the server was down
-    retries: int = 0
-    bytes_sent: int = 0
-    outages: int = 0  # times the server went down (with a fallback)
-    request_s: list[float] = field(default_factory=list)  # last round trips, for benchmarks
-
-
 class RemotePredictor(ModelBackend):
     """Common client logic; a protocol implements :meth:`_metadata` and :meth:`_infer`.
 
@@ -193,7 +188,12 @@ class RemotePredictor(ModelBackend):
     ``{name: (shape without batch, numpy dtype)}`` and ``outputs`` a list of names;
     ``_infer(name, batch, outputs, timeout)`` returns ``{output: array}``. Both raise
     :class:`Unavailable` when no server answers, :class:`RemoteError` for anything else.
+    ``_server_counts(timeout)`` returns the server's :class:`ServerCounts` for the model, or
+    None where the protocol has no statistics (the default).
     """
+
+    #: How often :meth:`describe` may ask the server for its counts (seconds).
+    server_read_s = 1.0
 
     thread_safe = True  # requests are independent; the fallback has its own lock
     resize = "letterbox"
@@ -213,15 +213,19 @@ class RemotePredictor(ModelBackend):
         if self.endpoint.fallback:
             self.fallback = _load_fallback(self.endpoint.fallback, options)
         self._connect()
+        self._server = ServerUsage(self._server_counts)
         try:
             inputs, outputs, max_batch = self._retrying(self._metadata, "connect")
         except RemoteUnavailableError:
             if self.fallback is None:
                 raise
             self._went_down("it did not answer at start")
+            self._server.start(None)  # counts start when the server comes up
             fb = self.fallback
             inputs = {k: (tuple(v[0][1:]), v[1]) for k, v in fb.input_specs.items()}
             outputs, max_batch = list(fb.model_outputs), None
+        else:
+            self._server.start(self._read_timeout)  # the baseline: counts before this client
         if len(inputs) != 1:
             raise ModelError(f"{self.model_dir}: expected a model with one image input, the "
                              f"server's has {sorted(inputs)}")
@@ -255,6 +259,10 @@ class RemotePredictor(ModelBackend):
     def _infer(self, batch: np.ndarray, outputs: list[str], timeout: float
                ) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def _server_counts(self, timeout: float) -> ServerCounts | None:
+        """The server's counts for this model (every client's), or None if it does not say."""
+        return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -304,8 +312,7 @@ class RemotePredictor(ModelBackend):
         assert self.fallback is not None
         with self._fallback_lock:  # TF Lite's interpreter is not thread safe
             out = self.fallback(feed)
-        with self._stats_lock:
-            self.stats.fallback_frames += frames
+        self.stats.fell_back(frames)
         return out
 
     def _remote(self, images: np.ndarray, wanted: list[str]) -> dict[str, np.ndarray]:
@@ -334,16 +341,14 @@ class RemotePredictor(ModelBackend):
     def _request(self, chunk: np.ndarray, wanted: list[str], deadline: float
                  ) -> dict[str, np.ndarray]:
         def call(timeout: float) -> dict[str, np.ndarray]:
+            self.stats.sending()
+            seconds = None
             t0 = time.perf_counter()
-            out = self._infer(chunk, wanted, timeout)
-            dt = time.perf_counter() - t0
-            with self._stats_lock:
-                s = self.stats
-                s.requests += 1
-                s.frames += len(chunk)
-                s.bytes_sent += chunk.nbytes
-                s.request_s.append(dt)
-                del s.request_s[:-1000]
+            try:
+                out = self._infer(chunk, wanted, timeout)
+                seconds = time.perf_counter() - t0
+            finally:  # a failed request leaves the in-flight count too
+                self.stats.answered(len(chunk), chunk.nbytes, seconds)
             return out
 
         return self._retrying(call, "infer", deadline)
@@ -364,8 +369,7 @@ class RemotePredictor(ModelBackend):
                 last = str(e) or type(e).__name__
             if self.fallback is not None:
                 break
-            with self._stats_lock:
-                self.stats.retries += 1
+            self.stats.retried()
             time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
         raise RemoteUnavailableError(
@@ -373,22 +377,51 @@ class RemotePredictor(ModelBackend):
             f"{self.endpoint.timeout:g} s ({what}: {last}); is the server running "
             f"(vidstream serve)?", param="model")
 
+    @property
+    def _read_timeout(self) -> float:
+        # describe() runs in the dashboard's thread: a slow server must not freeze the view
+        return min(1.0, self.endpoint.timeout)
+
+    def server_usage(self, fresh: bool = False) -> ServerCounts | None:
+        """The server's counts for this model since this client connected, every client's
+        requests included (this client's share: ``stats.frames / inference_count``); None
+        where the server does not say (TF Serving, or it never answered).
+
+        Read at most once per ``server_read_s``, unless ``fresh`` (at the end of a run) or
+        the client went quiet after requests since the last read: then a run's summary
+        counts its last frames. Never raises; while the server is down the last read stands.
+        """
+        if self._down_until and time.monotonic() < self._down_until and not fresh:
+            return self._server.get(self._read_timeout, max_age=math.inf)
+        s = self.stats
+        quiet = s.in_flight == 0 and s.last_done > self._server.read_at
+        max_age = 0.0 if fresh or quiet else self.server_read_s
+        return self._server.get(self._read_timeout, max_age=max_age)
+
     def describe(self) -> dict[str, Any]:
         s = self.stats
+        server = self.server_usage()
         info: dict[str, Any] = {
             "model": self.endpoint.model,
             "model_dir": self.model_dir,
             "model_format": self.format,
             "device": self.device,
-            "remote_requests": s.requests,
-            "remote_frames": s.frames,
-            "remote_retries": s.retries,
-            "remote_mb_sent": round(s.bytes_sent / 1e6, 2),
+            "remote": {
+                "endpoint": mask_credentials(self.endpoint.url),
+                "protocol": self.scheme,
+                "requests": s.requests,
+                "frames": s.frames,
+                "in_flight": s.in_flight,
+                "max_in_flight": s.max_in_flight,
+                "round_trip_ms": s.round_trip_ms(),
+                "retries": s.retries,
+                "mb_sent": round(s.bytes_sent / 1e6, 2),
+                "fallback_model": self.endpoint.fallback,
+                "fallback_frames": s.fallback_frames,
+                "outages": s.outages,
+                "server": server.to_dict() if server is not None else None,
+            },
         }
-        if self.fallback is not None:
-            info["fallback_model"] = self.endpoint.fallback
-            info["fallback_frames"] = s.fallback_frames
-            info["server_outages"] = s.outages
         return info
 
 

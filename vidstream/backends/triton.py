@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ModelError, ModelNotFoundError
 from .base import LoadOptions
 from .remote import RemoteError, RemotePredictor, Unavailable
+from .remote_stats import ServerCounts
 
 _INT32_MAX = 2 ** (struct.Struct("i").size * 8 - 1) - 1
 # gRPC codes that mean "no server here (yet)": worth retrying.
@@ -35,6 +36,30 @@ def _client_module() -> Any:
         raise ModelError("triton:// models need the Triton client: "
                          "pip install 'vidstream[remote]' (tritonclient[grpc])") from e
     return grpcclient
+
+
+def counts_from_statistics(stats: dict[str, Any]) -> ServerCounts:
+    """:class:`ServerCounts` from Triton's statistics (``get_inference_statistics(...,
+    as_json=True)``), summed over the model's versions. Protobuf's JSON spells int64 as
+    strings and leaves out zeros; a batch size's executions are its ``compute_infer`` count.
+
+    >>> counts_from_statistics({"model_stats": [{"inference_count": "48",
+    ...     "execution_count": "5", "batch_stats": [
+    ...         {"batch_size": "16", "compute_infer": {"count": "3"}},
+    ...         {"batch_size": "0"}]}]})
+    ServerCounts(inference_count=48, execution_count=5, batch_sizes={16: 3})
+    """
+    inferences = executions = 0
+    sizes: dict[int, int] = {}
+    for model in stats.get("model_stats", []):
+        inferences += int(model.get("inference_count", 0))
+        executions += int(model.get("execution_count", 0))
+        for b in model.get("batch_stats", []):
+            n = int(b.get("compute_infer", {}).get("count", 0))
+            if n:
+                size = int(b.get("batch_size", 0))
+                sizes[size] = sizes.get(size, 0) + n
+    return ServerCounts(inferences, executions, dict(sorted(sizes.items())))
 
 
 class TritonPredictor(RemotePredictor):
@@ -103,6 +128,17 @@ class TritonPredictor(RemotePredictor):
             inputs[i["name"]] = (tuple(d if d > 0 else None for d in dims), dtype)
         outputs = [o["name"] for o in meta.get("outputs", [])]
         return inputs, outputs, max_batch or None
+
+    def _server_counts(self, timeout: float) -> ServerCounts | None:
+        # Server-wide counts (every client's): PyTriton guards this API with a token unless
+        # the server opens it, as `vidstream serve` does; a guarded one answers an error.
+        try:
+            stats = self._client.get_inference_statistics(
+                self.endpoint.model, self.endpoint.version, as_json=True,
+                client_timeout=timeout)
+        except self._error:
+            return None
+        return counts_from_statistics(stats)
 
     def _infer(self, batch: np.ndarray, outputs: list[str], timeout: float
                ) -> dict[str, np.ndarray]:

@@ -159,6 +159,9 @@ class Dashboard:
         model = details.get("model")
         if model or device:
             lines.append(Text(f"model {model or '?'} on {device or '?'}", style="dim"))
+        remote = remote_line(details)
+        if remote:
+            lines.append(Text(remote, style="dim"))
         lines.append(table)
         lines.append(Text(bottleneck_hint(stats, self.batch_size, device), style="yellow"))
         if total:
@@ -196,6 +199,86 @@ def cost_line(price: Any, elapsed: float, fps: float) -> Text:
     return Text(f"cost {format_usd(price.usd_per_hour * elapsed / 3600)} so far  "
                 f"{format_usd(per_100k)} per 100k inferences at {price.name} "
                 f"({hourly}/h){reference}", style="cyan")
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def remote_line(details: dict[str, Any]) -> str | None:
+    """The live views' line for a model on a server (the details' ``remote``), or None:
+
+    >>> line = remote_line({"remote": {"endpoint": "triton://h:8001/m", "round_trip_ms":
+    ...     {"p50": 12.3, "p95": 30.1}, "in_flight": 3, "max_in_flight": 4, "retries": 0,
+    ...     "server": {"mean_batch": 3.42}, "fallback_model": "centernet",
+    ...     "fallback_frames": 0, "outages": 0}})
+    >>> print(*line.split("  "), sep="\\n")
+    remote triton://h:8001/m
+    rtt p50 12 ms p95 30 ms
+    in flight 3 (max 4)
+    server batch 3.4
+    fallback 0 frames
+    """
+    r = details.get("remote")
+    if not r:
+        return None
+    parts = [f"remote {r['endpoint']}"]
+    rtt = r.get("round_trip_ms")
+    parts.append(f"rtt p50 {_ms(rtt['p50'])} ms p95 {_ms(rtt['p95'])} ms" if rtt
+                 else "rtt -")
+    parts.append(f"in flight {r['in_flight']} (max {r['max_in_flight']})")
+    if r.get("retries"):
+        parts.append(f"retries {r['retries']}")
+    server = r.get("server")
+    if server and server.get("execution_count", 1):
+        parts.append(f"server batch {server['mean_batch']:.1f}")
+    if r.get("fallback_model") or r.get("fallback_frames"):
+        parts.append(f"fallback {r['fallback_frames']} frames"
+                     + (f" ({r['outages']} outages)" if r.get("outages") else ""))
+    return "  ".join(parts)
+
+
+def remote_suffix(details: dict[str, Any]) -> str | None:
+    """The plain progress lines' short remote part, e.g. ``rtt p95 30 ms  in flight 3``."""
+    r = details.get("remote")
+    if not r:
+        return None
+    rtt = r.get("round_trip_ms")
+    parts = [f"rtt p95 {_ms(rtt['p95'])} ms" if rtt else "rtt -",
+             f"in flight {r['in_flight']}"]
+    if r.get("fallback_frames"):
+        parts.append(f"fallback {r['fallback_frames']}")
+    return "  ".join(parts)
+
+
+def remote_row(remote: dict[str, Any]) -> str:
+    """The final table's ``remote`` row: what this client sent and what the server formed.
+
+    >>> row = remote_row({"endpoint": "triton://h:8001/m", "requests": 30, "frames": 120,
+    ...     "round_trip_ms": {"p50": 12.0, "p95": 30.0}, "max_in_flight": 4, "retries": 0,
+    ...     "mb_sent": 94.37, "fallback_model": None, "fallback_frames": 0, "outages": 0,
+    ...     "server": {"inference_count": 240, "execution_count": 70, "mean_batch": 3.43,
+    ...                "batch_sizes": {"1": 10, "4": 60}}})
+    >>> print(*row.split("; "), sep="\\n")
+    triton://h:8001/m: 30 requests, 120 frames, rtt p50 12 ms p95 30 ms, max in flight 4, ...
+    server (every client): 240 inferences in 70 runs, batch 3.4 (1: 10, 4: 60)
+    """
+    rtt = remote.get("round_trip_ms")
+    text = (f"{remote['endpoint']}: {remote['requests']} requests, {remote['frames']} frames, "
+            + (f"rtt p50 {_ms(rtt['p50'])} ms p95 {_ms(rtt['p95'])} ms, " if rtt else "")
+            + f"max in flight {remote['max_in_flight']}, {remote['mb_sent']:.1f} MB sent")
+    if remote.get("retries"):
+        text += f", {remote['retries']} retries"
+    if remote.get("fallback_model") or remote.get("fallback_frames"):
+        text += (f"; fallback {remote['fallback_frames']} frames, "
+                 f"{remote['outages']} outages")
+    server = remote.get("server")
+    if server:
+        sizes = ", ".join(f"{k}: {n}" for k, n in server["batch_sizes"].items())
+        text += (f"; server (every client): {server['inference_count']} inferences in "
+                 f"{server['execution_count']} runs, batch {server['mean_batch']:.1f}"
+                 + (f" ({sizes})" if sizes else ""))
+    return text
 
 
 def counts_text(pipeline: Any) -> str | None:
@@ -237,6 +320,9 @@ def plain_line(pipeline: Any, rate: float) -> str:
     if pipeline.dropped:
         parts.append(f"dropped {pipeline.dropped}")
     parts.append(f"bottleneck {neck.name if neck else '-'}")
+    remote = remote_suffix(pipeline.details())
+    if remote:
+        parts.append(remote)
     counts = counts_text(pipeline)
     if counts:
         parts.append(counts)
@@ -307,6 +393,8 @@ def summary_table(summary: Summary, title: str = "vidstream summary") -> Group:
     if d.details.get("model"):
         head.add_row("model", f"{d.details['model']} on {d.details.get('device', '?')}, "
                               f"batch {d.details.get('batch_size', 1)}")
+    if d.details.get("remote"):
+        head.add_row("remote", remote_row(d.details["remote"]))
     for name, c in (d.details.get("lines") or {}).items():
         by_class = ", ".join(f"{k} {v['in']}/{v['out']}" for k, v in c["by_class"].items())
         head.add_row(f"line {name}", f"in {c['in']}, out {c['out']}"
@@ -448,6 +536,9 @@ class StreamsDashboard(Dashboard):
         if details.get("model") or device:
             lines.append(Text(f"model {details.get('model') or '?'} on {device or '?'}",
                               style="dim"))
+        remote = remote_line(details)
+        if remote:
+            lines.append(Text(remote, style="dim"))
         lines.append(table)
         if hidden:
             rest = [r for r in reports if r not in pick_rows(reports, stream_rates,
@@ -489,6 +580,9 @@ def streams_line(pipeline: Any, rate: float) -> str:
     if dropped:
         parts.append(f"dropped {dropped}")
     parts.append(f"bottleneck {neck.name if neck else '-'}")
+    remote = remote_suffix(pipeline.details())
+    if remote:
+        parts.append(remote)
     return "  ".join(parts)
 
 

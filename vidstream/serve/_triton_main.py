@@ -51,7 +51,7 @@ def _model_io(path: Path
 def main(config: dict[str, Any]) -> None:
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
     logging.basicConfig(level=logging.WARNING, format="triton: %(levelname)s: %(message)s")
     t0 = time.perf_counter()
@@ -77,6 +77,12 @@ def main(config: dict[str, Any]) -> None:
         allow_metrics=True, allow_sagemaker=False, allow_vertex_ai=False,
         log_verbose=0, exit_on_error=True,
     )
+    # PyTriton guards statistics with a random token by default; clients read them (only
+    # counts: inferences, executions, batch sizes) to report the server's batching and to
+    # price their share of the accelerator. The endpoints that change or expose the server
+    # (model repository, shared memory, trace, logging) stay behind the token.
+    security = TritonSecurityConfig(
+        restricted_endpoints=["shared-memory", "model-repository", "trace", "logging"])
     model_config = ModelConfig(
         max_batch_size=config["max_batch"],
         batcher=DynamicBatcher(
@@ -87,7 +93,7 @@ def main(config: dict[str, Any]) -> None:
         raise KeyboardInterrupt  # Triton.serve() stops the server on it
 
     signal.signal(signal.SIGTERM, on_term)
-    with Triton(config=triton_config) as triton:
+    with Triton(config=triton_config, security_config=security) as triton:
         triton.bind(
             model_name=config["name"],
             infer_func=[infer] * max(1, int(config["instances"])),
