@@ -26,7 +26,9 @@ from tinymodel import RED, red_square_frames
 from vidstream import EIPredictor, box_iou
 from vidstream.backends.remote import RemoteUnavailableError
 from vidstream.cli import main
+from vidstream.cost import Price, lookup
 from vidstream.errors import ModelNotFoundError
+from vidstream.remote_cost import SharedPricing
 
 pytest.importorskip("tritonclient.grpc")
 
@@ -84,7 +86,7 @@ def test_detect_through_a_real_triton_server(triton_server, media_dir, tmp_path,
     jsonl = tmp_path / "d.jsonl"
     code = main(["detect", str(clip), "--no-video", "--model", triton_server.endpoint,
                  "--batch-size", "4", "--detections", str(jsonl), "--summary", str(summary),
-                 "--quiet"])
+                 "--quiet", "--instance", "c7i.large", "--accelerator-instance", "g5.xlarge"])
     assert code == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     frames = [r for r in rows if "detections" in r]
@@ -110,6 +112,12 @@ def test_detect_through_a_real_triton_server(triton_server, media_dir, tmp_path,
     assert server["inference_count"] == remote["frames"]
     assert sum(int(k) * n for k, n in server["batch_sizes"].items()) == remote["frames"]
     assert sum(server["batch_sizes"].values()) == server["execution_count"]
+    # alone on the server, this client pays for the whole accelerator (warm-ups included)
+    cost = info["cost"]
+    assert cost["accelerator"] == {"name": "g5.xlarge", "usd_per_hour": 1.006, "share": 1.0,
+                                   "basis": f"auto: {remote['frames']} of "
+                                            f"{remote['frames']} server inferences"}
+    assert cost["usd_per_hour"] == pytest.approx(0.08925 + 1.006)
 
 
 def test_a_frame_larger_than_the_models_input_is_letterboxed_before_sending(triton_server):
@@ -173,6 +181,11 @@ def test_clients_share_the_server_and_it_batches_across_them(triton_server):
         assert server["mean_batch"] == round(inferences / executions, 2) > 1
         assert server["batch_sizes"] == {str(k): n for k, n in usage.batch_sizes.items()}
         assert 1 <= remote["max_in_flight"] <= 4 and remote["requests"] == 3 * 4  # 2 each
+        # --accelerator-share auto: a third of the accelerator each (24 of 72 inferences)
+        price = SharedPricing(Price("c7i.large", 0.08925), lookup("g5.xlarge")).price(
+            p.describe()["remote"])
+        assert price.accelerator.share == pytest.approx(1 / 3)
+        assert price.accelerator.basis == "auto: 24 of 72 server inferences"
         p.backend.close()
     h, w = frames.shape[1:3]
     for k in range(3):
