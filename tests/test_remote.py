@@ -350,3 +350,27 @@ def test_a_pipeline_on_a_remote_model_reports_it_in_the_summary_and_the_metrics(
     assert samples[("vidstream_remote_fallback_frames_total", None)] == 0
     assert 0 < samples[("vidstream_remote_round_trip_seconds", "0.5")] <= samples[
         ("vidstream_remote_round_trip_seconds", "0.95")]
+
+
+def test_a_run_releases_its_remote_connection_and_request_threads(tmp_path):
+    from media import red_square_clip
+
+    from vidstream import Pipeline, VideoSource
+
+    clip = tmp_path / "in.mp4"
+    red_square_clip(clip, frames=8)
+    with TFServingStandIn("redsquare", find_red) as server:
+        detector = Detector(server.endpoint, batch_size=4)  # 4 requests in flight: threads
+        with Pipeline(VideoSource(clip), [detector], []) as pipeline:
+            pipeline.run()
+        # the last server counts were read before the channel closed; the summary has them
+        remote = pipeline.summary().details["remote"]
+        assert remote["frames"] == 1 + 4 + 8 and remote["in_flight"] == 0
+        deadline = time.monotonic() + 10
+        while any(t.name.startswith("tfserving-client") for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "request threads outlived the run"
+            time.sleep(0.05)
+        # a detector that loaded its model loads it again when run again
+        with Pipeline(VideoSource(clip), [detector], []) as pipeline:
+            pipeline.run()
+        assert pipeline.summary().frames == 8

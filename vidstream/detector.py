@@ -248,6 +248,7 @@ class Detector(Stage):
         self._letterbox = False
         self._lock: threading.Lock | None = None  # set when the predictor is not thread safe
         self._own_predictor = False  # built here (warmed up here) or given by the caller
+        self._reload = False  # closed: the next open() loads the model again
         self._warm = False
 
     def preload(self) -> None:
@@ -256,6 +257,8 @@ class Detector(Stage):
 
     def open(self, info: StreamInfo | None = None) -> None:
         t0 = time.perf_counter()
+        if self._reload:  # closed after an earlier run
+            self.predictor, self._reload, self._warm = None, False, False
         if self.predictor is None:  # else loaded already (preload())
             loaded: Any  # a Predictor, or a plain callable to adapt
             if isinstance(self.model, str | os.PathLike):
@@ -274,6 +277,15 @@ class Detector(Stage):
         if info is not None and self._own_predictor and not self._warm:
             self._warm_up(info)
         self.model_load_s += time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Release a model this detector loaded (a remote model's connection); one the
+        caller gave belongs to the caller. It stays described, and loads again on open."""
+        if self._own_predictor and self.predictor is not None:
+            close = getattr(self.predictor, "close", None)
+            if close is not None:
+                close()
+            self._reload = True
 
     def _warm_up(self, info: StreamInfo) -> None:
         """One call at the run's batch size and frame shape, so one-time set-up (memory

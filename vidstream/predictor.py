@@ -191,3 +191,8 @@ class EIPredictor(Predictor):
     def describe(self) -> dict[str, Any]:
         """``model``, ``model_dir``, ``model_format`` and ``device``, for the run summary."""
         return self.backend.describe()
+
+    def close(self) -> None:
+        """Release what the model holds open (a remote model's connection and its request
+        threads); :meth:`describe` still answers afterwards."""
+        self.backend.close()

@@ -102,6 +102,10 @@ class ModelBackend(Predictor):
         """Every output the model has, whether bound or not."""
         return list(self.model_outputs)
 
+    def close(self) -> None:
+        """Release what the backend holds open (a remote model's connection); a no-op for
+        models in this process, whose memory goes with the object."""
+
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.metadata.get("name") or Path(self.model_dir).name,

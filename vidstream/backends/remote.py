@@ -208,6 +208,7 @@ class RemotePredictor(ModelBackend):
         self.stats = RemoteStats()
         self._stats_lock = threading.Lock()
         self._down_until = 0.0  # with a fallback: skip the server until then
+        self._closed = False
         self.fallback: ModelBackend | None = None
         self._fallback_lock = threading.Lock()
         if self.endpoint.fallback:
@@ -265,7 +266,13 @@ class RemotePredictor(ModelBackend):
         return None
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self.server_usage(fresh=True)  # the run's last counts, while the channel is open
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.fallback is not None:
+            self.fallback.close()
 
     # -- binding and calling -----------------------------------------------------------------
     def bind(self, input_names: Mapping[str, str] | None,
@@ -391,7 +398,8 @@ class RemotePredictor(ModelBackend):
         the client went quiet after requests since the last read: then a run's summary
         counts its last frames. Never raises; while the server is down the last read stands.
         """
-        if self._down_until and time.monotonic() < self._down_until and not fresh:
+        if self._closed or (self._down_until and time.monotonic() < self._down_until
+                            and not fresh):
             return self._server.get(self._read_timeout, max_age=math.inf)
         s = self.stats
         quiet = s.in_flight == 0 and s.last_done > self._server.read_at
