@@ -274,6 +274,7 @@ def kill_the_group_once(jsonl: Path, lines: int, killed: list[int]) -> threading
     return t
 
 
+@pytest.mark.slow  # about 20 s: two model loads and a camera read twice, at its own pace
 def test_a_killed_camera_group_is_restarted_and_keeps_what_it_recorded(
         cluster, camera_clip, tiny_model, tmp_path):
     from loopback import Step
