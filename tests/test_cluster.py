@@ -4,6 +4,7 @@ ones, a worker killed mid-video and retried, Ctrl-C, and the merged summary."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from fractions import Fraction
@@ -166,3 +167,198 @@ def test_detect_on_the_cluster_from_the_command_line(cluster, clips, tiny_model,
     assert frames_in(tmp_path / "a-out.mp4") == clips["a"][1]
     assert frames_in(tmp_path / "b-out.mp4") == clips["b"][1]
     assert "fps across the cluster" in capsys.readouterr().err
+
+
+# -- cameras: live inputs in camera groups, one actor each --------------------------------------
+CAM_FRAMES = 75
+CAM_RATE = Fraction(25)
+
+
+@pytest.fixture(scope="module")
+def camera_clip(media_dir) -> bytes:
+    """An MPEG-TS clip a loopback server sends as a camera would (3 s at 25 fps)."""
+    from media import clip_variant
+
+    path = clip_variant(media_dir / "cluster-cam.ts", "ts", frames=CAM_FRAMES, rate=CAM_RATE,
+                        gop=10)
+    return path.read_bytes()
+
+
+def camera(data: bytes, *steps, speed: float = 1.0):
+    """A live HTTP stream on loopback; ``sized`` so its end is a clean end (a camera's stream
+    would be lost there: the test wants cameras that finish)."""
+    from loopback import LoopbackServer, Step
+
+    return LoopbackServer(data, CAM_FRAMES / float(CAM_RATE), list(steps) or [Step()],
+                          protocol="http", speed=speed, sized=True, lifetime_s=120)
+
+
+def camera_config(url: str, out: Path, name: str, model: Path, **kw) -> RunConfig:
+    return RunConfig(input=url, video=str(out / f"{name}.mp4"),
+                     detections=str(out / f"{name}.jsonl"), model=str(model), **kw)
+
+
+def test_cameras_run_as_one_group_in_an_actor(cluster, camera_clip, tiny_model, tmp_path):
+    with camera(camera_clip, speed=2) as c1, camera(camera_clip, speed=2) as c2, \
+            camera(camera_clip, speed=2) as c3:
+        configs = [camera_config(c.url, tmp_path, f"cam{n}", tiny_model, leaky=False)
+                   for n, c in enumerate((c1, c2, c3), 1)]
+        result = run_on_ray(configs, streams_per_task=8)
+    assert result.exit_code == 0, [t.error for t in result.tasks]
+    summary = result.summary()
+    streams = summary["streams"]
+    assert [s["state"] for s in streams] == ["ended"] * 3
+    assert {s["group"] for s in streams} == {0}  # one actor for the three
+    assert [t.summary["group"]["streams"] for t in result.tasks] == [3, 3, 3]
+    for n, s in enumerate(streams, 1):
+        assert s["node"] and s["restarts"] == 0 and s["parts"] == []
+        assert s["frames"] == s["frames_in"] == CAM_FRAMES  # not leaky: every frame
+        assert frames_in(tmp_path / f"cam{n}.mp4") == CAM_FRAMES
+        assert len((tmp_path / f"cam{n}.jsonl").read_text().splitlines()) == CAM_FRAMES
+    # the shared detector is counted once, for all three streams
+    assert summary["stages"]["detect"]["items"] == 3 * CAM_FRAMES
+    assert summary["frames"] == 3 * CAM_FRAMES
+    json.dumps(summary)
+
+
+def test_a_camera_that_fails_affects_only_its_stream(cluster, camera_clip, tiny_model,
+                                                    tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with camera(camera_clip, speed=4) as cam:
+        configs = [camera_config(cam.url, tmp_path, "good", tiny_model),
+                   camera_config(dead, tmp_path, "dead", tiny_model, stall_timeout=2)]
+        result = run_on_ray(configs)
+    assert result.exit_code == 3  # some streams ended cleanly
+    good, gone = result.tasks
+    assert (good.state, gone.state) == ("ended", "failed")
+    assert good.group == gone.group == 0 and "cannot open" in gone.error
+    assert frames_in(tmp_path / "good.mp4") == good.summary["frames"] > 0
+
+
+def test_streams_per_task_splits_the_cameras_into_groups(camera_clip):
+    from vidstream.camera_groups import partition
+
+    cams = [RunConfig(f"rtsp://cam/{n}") for n in range(5)]
+    files = [RunConfig("a.mp4"), RunConfig("b.mp4")]
+    other_model = RunConfig("rtsp://cam/x", model="other")
+    configs = [files[0], *cams[:3], other_model, files[1], *cams[3:]]
+    assert partition(configs, 2) == ([0, 5], [[1, 2], [3, 6], [4], [7]])
+    assert partition(configs, 8) == ([0, 5], [[1, 2, 3, 6, 7], [4]])
+
+
+def kill_the_group_once(jsonl: Path, lines: int, killed: list[int]) -> threading.Thread:
+    """Kills the camera group's process (SIGKILL) once ``jsonl`` holds ``lines`` lines."""
+
+    since = time.time() - 1  # processes of earlier tests' groups may still be on their way out
+
+    def kill() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            try:
+                n = len(jsonl.read_text().splitlines())
+            except FileNotFoundError:
+                n = 0
+            if n >= lines:
+                for p in psutil.process_iter(["cmdline", "create_time"]):
+                    if ("ray::CameraGroup" in " ".join(p.info["cmdline"] or [])
+                            and p.info["create_time"] >= since):
+                        p.kill()
+                        killed.append(p.pid)
+                        return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.slow  # about 20 s: two model loads and a camera read twice, at its own pace
+def test_a_killed_camera_group_is_restarted_and_keeps_what_it_recorded(
+        cluster, camera_clip, tiny_model, tmp_path):
+    from loopback import Step
+
+    killed: list[int] = []
+    with camera(camera_clip, Step(), Step()) as cam:  # a connection for each attempt
+        cfg = camera_config(cam.url, tmp_path, "cam", tiny_model, leaky=False)
+        killer = kill_the_group_once(tmp_path / "cam.jsonl", 40, killed)
+        result = run_on_ray([cfg], retries=1)
+        killer.join(5)
+        assert cam.connections == 2
+    assert killed, "the camera group was never killed"
+    task = result.tasks[0]
+    assert result.exit_code == 0, task.error
+    assert task.state == "ended" and task.restarts == 1
+    part_video, part_jsonl = (tmp_path / "cam.restart1.mp4", tmp_path / "cam.restart1.jsonl")
+    assert task.parts == [str(part_video), str(part_jsonl)]
+    # the lost attempt's recording, kept aside: readable up to its last fragment
+    kept = frames_in(part_video)
+    assert 0 < kept < CAM_FRAMES
+    assert len(part_jsonl.read_text().splitlines()) >= 40
+    # the restarted attempt's output is whole: the camera from its reconnection to its end
+    assert task.summary["frames"] == CAM_FRAMES
+    assert frames_in(tmp_path / "cam.mp4") == CAM_FRAMES
+    indices = [json.loads(x)["index"] for x in (tmp_path / "cam.jsonl").read_text().splitlines()]
+    assert indices == list(range(CAM_FRAMES))
+    stream = result.summary()["streams"][0]
+    assert stream["restarts"] == 1 and stream["parts"] == task.parts
+
+
+def test_a_camera_group_lost_with_no_restart_left_is_reported(cluster, camera_clip,
+                                                              tiny_model, tmp_path):
+    killed: list[int] = []
+    with camera(camera_clip) as cam:
+        cfg = camera_config(cam.url, tmp_path, "cam", tiny_model, leaky=False)
+        # 40 frames: over a second of video, so the output holds a fragment when killed
+        killer = kill_the_group_once(tmp_path / "cam.jsonl", 40, killed)
+        result = run_on_ray([cfg], retries=0)
+        killer.join(5)
+    assert killed, "the camera group was never killed"
+    task = result.tasks[0]
+    assert result.exit_code == 1
+    assert task.state == "failed" and task.error.startswith("camera group lost:")
+    # nothing restarted, nothing moved: what it recorded stays at its name, readable
+    assert not list(tmp_path.glob("*.restart*"))
+    assert 0 < frames_in(tmp_path / "cam.mp4") < CAM_FRAMES
+
+
+def test_files_go_to_tasks_and_cameras_to_a_group_from_the_command_line(
+        cluster, clips, camera_clip, tiny_model, tmp_path, capsys):
+    from vidstream.cli import main
+
+    a, n = clips["a"]
+    with camera(camera_clip, speed=2) as cam:
+        code = main(["detect", str(a), cam.url, "-o", str(tmp_path / "{stem}-out.mp4"),
+                     "--detections", str(tmp_path / "{stem}.jsonl"),
+                     "--model", str(tiny_model), "--cluster", "ray", "--streams-per-task", "4",
+                     "--summary", str(tmp_path / "run.json")])
+    assert code == 0, capsys.readouterr().err
+    file_, live = json.loads((tmp_path / "run.json").read_text())["streams"]
+    assert (file_["stem"], file_["group"], file_["state"], file_["frames"]) == ("a", None,
+                                                                                  "ended", n)
+    assert (live["stem"], live["group"], live["state"]) == ("live", 0, "ended")
+    assert live["node"] and live["restarts"] == 0
+    assert live["frames_in"] == CAM_FRAMES  # leaky by default: some may be dropped, and said
+    assert live["frames"] + live["dropped"] + live["decode_errors"] == CAM_FRAMES
+    assert frames_in(tmp_path / "live-out.mp4") == live["frames"]
+    assert frames_in(tmp_path / "a-out.mp4") == n
+
+
+def test_ctrl_c_stops_a_camera_group_and_its_outputs_are_finalized(
+        cluster, camera_clip, tiny_model, tmp_path):
+    jsonl = tmp_path / "cam.jsonl"
+
+    def interrupt_once_recording(counts: dict[str, int], elapsed: float) -> None:
+        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 20:
+            raise KeyboardInterrupt
+
+    with camera(camera_clip) as cam:
+        cfg = camera_config(cam.url, tmp_path, "cam", tiny_model, leaky=False)
+        result = run_on_ray([cfg], progress=interrupt_once_recording, poll_s=0.1)
+    assert result.exit_code == 130 and result.interrupted
+    task = result.tasks[0]
+    assert task.state == "ended", task.error  # stopped, not cancelled: it finished its frames
+    assert 20 <= task.summary["frames"] < CAM_FRAMES
+    assert frames_in(tmp_path / "cam.mp4") == task.summary["frames"]
+    assert len(jsonl.read_text().splitlines()) == task.summary["frames"]

@@ -13,6 +13,10 @@ on the driver before they are sent::
     result = run_on_ray(configs, address=None, cpus_per_task=1)   # None: a local cluster
     result.summary()["frames"], result.exit_code
 
+Live inputs (cameras) are not tasks: they run in groups of up to ``streams_per_task``, each
+group one multi-stream pipeline in a Ray actor restarted when its process is lost
+(:mod:`vidstream.camera_groups`); a restart keeps what the lost attempt recorded.
+
 A task whose worker is lost (killed, out of memory, node gone) runs again from the start of its
 video, up to ``retries`` times; outputs are written under temporary names and published whole
 when a run ends, so a lost attempt never leaves a half-written output behind. An input that
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .camera_groups import partition
 from .config import RunConfig, input_stem
 from .cost import Price
 from .errors import ConfigError, VidstreamError
@@ -50,6 +55,9 @@ class TaskResult:
     summary: dict[str, Any] | None = None
     node: str | None = None
     ended_early: str | None = None
+    group: int | None = None  # a live input: its camera group (one actor)
+    restarts: int = 0  # times its group's actor was restarted
+    parts: list[str] = field(default_factory=list)  # outputs of lost attempts, kept aside
 
 
 @dataclass
@@ -120,6 +128,8 @@ def merge_summaries(tasks: Sequence[TaskResult], wall_s: float, *, price: Price 
             "frames": s.get("frames", 0), "frames_in": s.get("frames_in", 0),
             "dropped": s.get("dropped", 0), "decode_errors": s.get("decode_errors", 0),
             "ended_early": t.ended_early, "fps": s.get("fps", 0.0),
+            "reconnects": s.get("reconnects", 0), "group": t.group, "restarts": t.restarts,
+            "parts": list(t.parts),
             "wall_s": s.get("wall_s", 0.0), "latency_ms": s.get("latency_ms"),
             "cost": None if cost is None else {"share": share,
                                                "usd_total": cost["usd_total"] * share},
@@ -238,9 +248,12 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                gpus_per_task: float = DEFAULTS.gpus_per_task,
                retries: int = DEFAULTS.retries, price: Price | None = None,
                num_cpus: int | None = None, progress: Progress | None = None,
-               poll_s: float = 0.5) -> ClusterResult:
-    """Run one task per config on Ray; returns every task's result (Ctrl-C cancels the tasks
-    still queued or running and keeps the finished outputs)."""
+               poll_s: float = 0.5,
+               streams_per_task: int = DEFAULTS.streams_per_task) -> ClusterResult:
+    """Run one task per file config, and the live ones in camera groups of up to
+    ``streams_per_task`` (one actor each); returns one result per config (Ctrl-C cancels the
+    tasks still queued or running, stops the groups so their outputs are finalized, and keeps
+    the finished outputs)."""
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}", param="retries")
     ray = connect(address, num_cpus=num_cpus)
@@ -257,15 +270,21 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                    if getattr(c, name)], [c.input for c in cfgs],
                   overwrite=all(c.overwrite for c in cfgs))
     cfgs = [dataclasses.replace(c, overwrite=True) for c in cfgs]
-    refs = [remote.remote(dataclasses.asdict(c), price_data) for c in cfgs]
-    index = {ref: i for i, ref in enumerate(refs)}
+    files, groups = partition(cfgs, streams_per_task)
+    refs = [remote.remote(dataclasses.asdict(cfgs[i]), price_data) for i in files]
+    index = dict(zip(refs, files, strict=True))
+    launched = _launch_groups(ray, cfgs, groups, cpus_per_task=cpus_per_task,
+                              gpus_per_task=gpus_per_task, retries=retries)
     results: dict[int, TaskResult] = {}
-    pending = list(refs)
+    pending = [*refs, *launched]
     interrupted = False
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_s)
             for ref in done:
+                if ref in launched:  # a camera group: a result per stream
+                    results.update(_group_results(ray, ref, launched[ref], cfgs))
+                    continue
                 i = index[ref]
                 results[i] = _result(ray, ref, i, cfgs[i])
             if progress is not None:
@@ -274,6 +293,8 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                          time.perf_counter() - t0)
     except KeyboardInterrupt:
         interrupted = True
+        results.update(_stop_groups(ray, launched, pending, cfgs))
+        pending = [ref for ref in pending if ref not in launched]
         for ref in pending:
             ray.cancel(ref, force=True)
         for ref in pending:
@@ -291,8 +312,87 @@ def _result(ray: Any, ref: Any, i: int, cfg: RunConfig) -> TaskResult:
     except Exception as e:  # the worker was lost every time it was tried
         text = " ".join(str(e).split())
         return TaskResult(i, cfg.input, "failed", f"task lost: {text[:300]}")
+    return _task_result(i, cfg, data)
+
+
+def _task_result(i: int, cfg: RunConfig, data: dict[str, Any]) -> TaskResult:
     if data["error"] and not data["summary"]:
         return TaskResult(i, cfg.input, "failed", data["error"], None, data["node"])
     state = "failed" if data["error"] else "ended"
     return TaskResult(i, cfg.input, state, data["error"], data["summary"], data["node"],
                       ended_early=data["ended_early"])
+
+
+# -- camera groups (vidstream.camera_groups), from the driver ----------------------------------
+@dataclass(frozen=True)
+class _Group:
+    """A camera group as launched: its actor and the configs' indices of its streams."""
+
+    number: int
+    actor: Any
+    members: list[int]
+
+
+def _launch_groups(ray: Any, cfgs: Sequence[RunConfig], groups: list[list[int]], *,
+                   cpus_per_task: float, gpus_per_task: float, retries: int
+                   ) -> dict[Any, _Group]:
+    """One actor per group, its ``run()`` called: ``{run's ObjectRef: group}``.
+
+    ``max_restarts`` brings a lost process back and ``max_task_retries`` re-runs the group in
+    it, both ``retries`` times, as for a file's task; ``max_concurrency=2`` lets ``stop()``
+    reach an actor busy in ``run()``.
+    """
+    if not groups:
+        return {}
+    from .camera_groups import CameraGroup
+
+    actor_class = ray.remote(CameraGroup).options(
+        num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_restarts=retries,
+        max_task_retries=retries, max_concurrency=2)
+    launched = {}
+    for n, members in enumerate(groups):
+        actor = actor_class.remote([dataclasses.asdict(cfgs[i]) for i in members])
+        launched[actor.run.remote()] = _Group(n, actor, members)
+    return launched
+
+
+def _group_results(ray: Any, ref: Any, group: _Group, cfgs: Sequence[RunConfig]
+                   ) -> dict[int, TaskResult]:
+    """One result per stream of a finished group (its actor then goes: it holds resources)."""
+    try:
+        data = ray.get(ref)
+    except Exception as e:  # its process was lost more times than it may be restarted
+        text = " ".join(str(e).split())
+        what = "lost" if isinstance(e, ray.exceptions.RayActorError) else "failed"
+        return {i: TaskResult(i, cfgs[i].input, "failed", f"camera group {what}: {text[:300]}",
+                              group=group.number) for i in group.members}
+    finally:
+        ray.kill(group.actor)
+    results = {}
+    for i, d in zip(group.members, data, strict=True):
+        r = _task_result(i, cfgs[i], d)
+        results[i] = dataclasses.replace(r, group=group.number, restarts=d.get("restarts", 0),
+                                         parts=list(d.get("parts", [])))
+    return results
+
+
+def _stop_groups(ray: Any, launched: dict[Any, _Group], pending: Sequence[Any],
+                 cfgs: Sequence[RunConfig]) -> dict[int, TaskResult]:
+    """Ctrl-C: ask every running group to stop (its outputs are finalized), wait for them a
+    while, then kill those that did not return; their streams are ``cancelled``."""
+    running = [ref for ref in pending if ref in launched]
+    for ref in running:
+        launched[ref].actor.stop.remote()
+    done: list[Any] = []
+    if running:
+        done, _ = ray.wait(running, num_returns=len(running), timeout=DEFAULTS.group_stop_s)
+    results: dict[int, TaskResult] = {}
+    for ref in running:
+        group = launched[ref]
+        if ref in done:
+            results.update(_group_results(ray, ref, group, cfgs))
+            continue
+        ray.kill(group.actor)
+        results.update({i: TaskResult(i, cfgs[i].input, "cancelled", "interrupted",
+                                      group=group.number) for i in group.members})
+    return results

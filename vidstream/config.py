@@ -28,7 +28,7 @@ import math
 import os
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ class RunConfig:
     cpus_per_task: float = DEFAULTS.cpus_per_task
     gpus_per_task: float = DEFAULTS.gpus_per_task
     retries: int = DEFAULTS.retries
+    streams_per_task: int = DEFAULTS.streams_per_task
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -174,6 +175,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, tuple[type, ...], str]]] = {
         "cpus_per_task": ("cpus_per_task", (int, float), "a number > 0"),
         "gpus_per_task": ("gpus_per_task", (int, float), "a number >= 0"),
         "retries": ("retries", (int,), "an integer >= 0"),
+        "streams_per_task": ("streams_per_task", (int,), "an integer >= 1"),
     },
 }
 
@@ -425,6 +427,8 @@ def validate(cfg: RunConfig, where: str = "options",
         raise bad("gpus_per_task", "a finite number >= 0")
     if cfg.retries < 0:
         raise bad("retries", "an integer >= 0")
+    if cfg.streams_per_task < 1:
+        raise bad("streams_per_task", "an integer >= 1")
     if not any(getattr(cfg, name) for name in _OUTPUTS):
         raise ConfigError(
             f"{where}: nothing to write: expected at least one of "
@@ -472,13 +476,20 @@ def _finite(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def build_pipeline(cfg: RunConfig, *, progress: Any = None) -> Any:
+def build_pipeline(cfg: RunConfig, *, progress: Any = None,
+                   streams: Sequence[RunConfig] | None = None) -> Any:
     """The :class:`~vidstream.pipeline.Pipeline` ``cfg`` describes (nothing opened yet): a
     stream (source and sinks) per input, and the shared stages (the detector, and the tracker
-    with ``track``), fed batches formed across the streams."""
+    with ``track``), fed batches formed across the streams.
+
+    ``streams``: each stream's own single-input config, when they are given already filled in
+    rather than as ``cfg``'s inputs and templates (a camera group on a cluster, whose outputs
+    were named on the driver); the shared stages still follow ``cfg``.
+    """
     from .pipeline import Pipeline
 
-    streams = stream_configs(cfg) if len(cfg.inputs) > 1 else [cfg]
+    if streams is None:
+        streams = stream_configs(cfg) if len(cfg.inputs) > 1 else [cfg]
     return Pipeline([_stream_source(s) for s in streams], _shared_stages(cfg, progress),
                     lambda i: _stream_sinks(streams[i]), capacity=cfg.queue_size,
                     leaky=cfg.leaky)

@@ -47,6 +47,10 @@ class Settings:
     retries: int = 1  # times a video whose worker was lost runs again
     cpus_per_task: float = 1.0  # what each video's task reserves on the cluster
     gpus_per_task: float = 0.0
+    # live inputs share a task: one multi-stream process (a Ray actor) per this many cameras,
+    # so they share one loaded model and form batches together
+    streams_per_task: int = 8
+    group_stop_s: float = 15.0  # Ctrl-C: how long a camera group may take to finalize its outputs
     # display
     progress_interval: float = 5.0
     # tracking (ByteTrack, fitted to the default detector: see vidstream.tracking)

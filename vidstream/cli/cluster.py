@@ -16,11 +16,17 @@ from rich.console import Console
 
 from ..config import RunConfig, stream_configs, validate
 from ..cost import resolve_price
-from .common import EXIT_INTERRUPTED, non_negative_float, non_negative_int, positive_float
+from .common import (
+    EXIT_INTERRUPTED,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from .dashboard import format_duration
 
 #: RunConfig fields these options set (``run`` passes them on as overrides).
-FIELDS = ("cluster", "cpus_per_task", "gpus_per_task", "retries")
+FIELDS = ("cluster", "cpus_per_task", "gpus_per_task", "retries", "streams_per_task")
 
 
 def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
@@ -41,7 +47,12 @@ def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
                    help="GPUs each task reserves (on a GPU node the detector uses the GPU)")
     g.add_argument("--retries", type=non_negative_int, metavar="N",
                    default=default(d.retries),
-                   help="times a video whose worker was lost runs again from its start")
+                   help="times a video whose worker was lost runs again from its start, and "
+                   "times a camera group's process is restarted")
+    g.add_argument("--streams-per-task", type=positive_int, metavar="N",
+                   default=default(d.streams_per_task),
+                   help="live inputs (cameras) per task: each group runs as one multi-stream "
+                   "process (a Ray actor, restarted when lost)")
 
 
 def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: float,
@@ -82,7 +93,8 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
     t0 = time.perf_counter()
     result = run_on_ray(tasks, address=address, cpus_per_task=cfg.cpus_per_task,
                         gpus_per_task=cfg.gpus_per_task, retries=cfg.retries, price=price,
-                        progress=progress, poll_s=0.25)
+                        progress=progress, poll_s=0.25,
+                        streams_per_task=cfg.streams_per_task)
     summary = mask_record(result.summary())
     if run_summary:
         tmp = Path(run_summary).with_name(f".{Path(run_summary).name}.partial")
@@ -92,6 +104,8 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
         for s in summary["streams"]:
             console.print(f"  {s['uri']}: {s['state']}, {s['frames']} frames"
                           + (f" on {s['node']}" if s["node"] else "")
+                          + (f", restarted {s['restarts']}x, earlier parts kept: "
+                             f"{', '.join(s['parts']) or 'none'}" if s["restarts"] else "")
                           + (f": {s['error']}" if s["error"] else ""), highlight=False,
                           soft_wrap=True)
         fps = summary["fps"]
