@@ -22,6 +22,7 @@ summary with the same shape as a multi-stream run's (``streams`` per video).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -31,8 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cluster_progress import (
+    ClusterProgress,
+    ProgressTracker,
+    TaskReporter,
+    start_board,
+    stop_board,
+)
 from .config import RunConfig, input_stem
-from .cost import Price
+from .cost import CostEstimate, Price
 from .errors import ConfigError, VidstreamError
 from .settings import DEFAULTS
 
@@ -105,11 +113,10 @@ def merge_summaries(tasks: Sequence[TaskResult], wall_s: float, *, price: Price 
     cost = None
     if price is not None:
         usd_per_hour = price.usd_per_hour * nodes
-        usd_total = usd_per_hour * wall_s / 3600
-        cost = {**price.to_dict(), "usd_per_hour": usd_per_hour, "nodes": nodes,
-                "usd_total": usd_total,
-                "usd_per_100k_inferences": (usd_per_hour * 100_000 / (3600 * fps)
-                                            if fps > 0 else None)}
+        # a single run's keys (CostEstimate's: what `vidstream report` reads) and the price's
+        estimate = CostEstimate(dataclasses.replace(price, usd_per_hour=usd_per_hour), fps,
+                                wall_s).to_dict()
+        cost = {**price.to_dict(), **estimate, "note": price.note or None, "nodes": nodes}
     streams = []
     for t in tasks:
         s = t.summary or {}
@@ -159,18 +166,23 @@ def _worst_latency(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 # -- the task, run on a worker ---------------------------------------------------------------
-def run_task(config: dict[str, Any], price: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_task(config: dict[str, Any], price: dict[str, Any] | None = None, board: Any = None,
+             index: int = 0) -> dict[str, Any]:
     """Run one video's pipeline here (on a Ray worker); returns its summary as JSON data.
 
     Input errors come back as data (``error``), not exceptions: they are not worth a retry.
+    ``board`` (a :class:`~vidstream.cluster_progress.ProgressBoard` actor) hears how far the
+    task got, as task ``index``.
     """
     from .config import build_pipeline
 
     cfg = RunConfig(**config)
     node = socket.gethostname()
+    remove_stale_temps(cfg)
+    reporter = TaskReporter(board, index)
     try:
         pipeline = build_pipeline(cfg)
-        with pipeline:
+        with pipeline, reporter.watching(pipeline):
             try:
                 pipeline.run()
                 error = None
@@ -191,6 +203,19 @@ def run_task(config: dict[str, Any], price: dict[str, Any] | None = None) -> dic
         os.replace(tmp, cfg.summary)  # whole or absent
     return {"error": error, "summary": data, "node": node,
             "ended_early": pipeline.source.ended_early}
+
+
+def remove_stale_temps(cfg: RunConfig) -> None:
+    """Remove what killed attempts of this task left beside its outputs (their temporary
+    files): the driver checked the outputs are this task's alone, so no live run writes them."""
+    from .sinks.output import stale_temps
+
+    for name in OUTPUTS:
+        path = getattr(cfg, name)
+        if path and "://" not in path:
+            for temp in stale_temps(path):
+                with contextlib.suppress(FileNotFoundError):  # another cleaner was first
+                    temp.unlink()
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -230,7 +255,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     return ray
 
 
-Progress = Callable[[dict[str, int], float], None]
+#: Called after every poll of the wait loop with where the run stands.
+Progress = Callable[[ClusterProgress], None]
 
 
 def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
@@ -240,7 +266,9 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                num_cpus: int | None = None, progress: Progress | None = None,
                poll_s: float = 0.5) -> ClusterResult:
     """Run one task per config on Ray; returns every task's result (Ctrl-C cancels the tasks
-    still queued or running and keeps the finished outputs)."""
+    still queued or running and keeps the finished outputs). ``progress`` gets a
+    :class:`~vidstream.cluster_progress.ClusterProgress` every ``poll_s``; only then do the
+    tasks report to a progress board."""
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}", param="retries")
     ray = connect(address, num_cpus=num_cpus)
@@ -257,7 +285,10 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                    if getattr(c, name)], [c.input for c in cfgs],
                   overwrite=all(c.overwrite for c in cfgs))
     cfgs = [dataclasses.replace(c, overwrite=True) for c in cfgs]
-    refs = [remote.remote(dataclasses.asdict(c), price_data) for c in cfgs]
+    board = start_board(ray) if progress is not None else None
+    tracker = ProgressTracker(len(cfgs), cpus_per_task)
+    refs = [remote.remote(dataclasses.asdict(c), price_data, board, i)
+            for i, c in enumerate(cfgs)]
     index = {ref: i for i, ref in enumerate(refs)}
     results: dict[int, TaskResult] = {}
     pending = list(refs)
@@ -269,9 +300,7 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                 i = index[ref]
                 results[i] = _result(ray, ref, i, cfgs[i])
             if progress is not None:
-                progress({"queued": len(pending), "done": len(results),
-                          "failed": sum(r.state == "failed" for r in results.values())},
-                         time.perf_counter() - t0)
+                progress(tracker.poll(ray, board, results, time.perf_counter() - t0))
     except KeyboardInterrupt:
         interrupted = True
         for ref in pending:
@@ -279,6 +308,7 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
         for ref in pending:
             i = index[ref]
             results[i] = TaskResult(i, cfgs[i].input, "cancelled", "interrupted")
+    stop_board(ray, board)
     nodes = {n.get("NodeManagerAddress", "?"): int(n.get("Resources", {}).get("CPU", 0))
              for n in ray.nodes() if n.get("Alive")}
     return ClusterResult([results[i] for i in range(len(cfgs))],
