@@ -209,14 +209,14 @@ def test_detect_on_the_cluster_from_the_command_line(cluster, clips, tiny_model,
     # off a terminal: progress lines, the last one when every task is done
     assert "tasks 2/2 done, 0 running, 0 queued, 0 failed  frames 42/42" in err
     # the merged summary is a run `vidstream report` compares like any other
-    assert main(["report", str(tmp_path / "run.json"), "--format", "csv"]) == 0
-    out = capsys.readouterr().out
-    assert "c5.xlarge x 1 (Ray, 2 tasks)" in out
-    row = next(line for line in out.splitlines() if "Ray" in line)
-    assert f"{summary['fps']:.2f}" in row
-    assert f"{summary['cost']['usd_per_100k_inferences']:.2f}".rstrip("0") in row
+    assert main(["report", str(tmp_path / "run.json"), "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["runs"]
+    assert row["label"] == "c5.xlarge x 1 (Ray, 2 tasks)"
+    assert (row["fps"], row["frames"]) == (summary["fps"], summary["frames"])
+    assert row["usd_per_100k_inferences"] == summary["cost"]["usd_per_100k_inferences"] > 0
+    assert row["usd_per_hour"] == 0.17  # c5.xlarge for the one node
     assert main(["report", str(tmp_path / "run.json")]) == 0
-    assert "(Ray, 2 tasks)" in capsys.readouterr().out
+    assert "c5.xlarge x 1 (Ray, 2 tasks)" in capsys.readouterr().out
 
 
 def test_the_live_view_on_a_terminal(cluster, clips, tiny_model, tmp_path):
