@@ -30,8 +30,10 @@ def configs(clips: list[str], out: Path) -> list:
     from vidstream.config import RunConfig
 
     out.mkdir(parents=True, exist_ok=True)
+    # overwrite: a second round (--repeat) or run writes the same outputs again
     return [RunConfig(input=c, video=str(out / f"{Path(c).stem}.mp4"),
-                      detections=str(out / f"{Path(c).stem}.jsonl")) for c in clips]
+                      detections=str(out / f"{Path(c).stem}.jsonl"), overwrite=True)
+            for c in clips]
 
 
 def w_sequential(args: argparse.Namespace) -> dict:

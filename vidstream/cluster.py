@@ -15,7 +15,8 @@ on the driver before they are sent::
 
 A task whose worker is lost (killed, out of memory, node gone) runs again from the start of its
 video, up to ``retries`` times; outputs are written under temporary names and published whole
-when a run ends, so a lost attempt never leaves a half-written output behind. An input that
+when a run ends, so a lost attempt never leaves a half-written output behind (and the retry
+removes the temporary files it left). An input that
 fails (missing, damaged) is reported and the other tasks carry on. Results merge into one
 summary with the same shape as a multi-stream run's (``streams`` per video).
 """

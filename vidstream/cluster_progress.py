@@ -107,8 +107,8 @@ class ProgressBoard:
 
     def changes(self, since: int) -> tuple[dict[int, dict[str, Any]], int, int]:
         """Entries changed after version ``since``, the frames lost, and the version now."""
-        return ({i: t for i, t in self._tasks.items() if t["version"] > since}, self._lost,
-                self._version)
+        return ({i: dict(t) for i, t in self._tasks.items() if t["version"] > since},
+                self._lost, self._version)
 
 
 def start_board(ray: Any) -> Any:
@@ -207,8 +207,10 @@ class ProgressTracker:
                 self.update(changed, lost, version)
             except Exception:  # slow or gone: keep what we know, try again next time
                 log.debug("progress board did not answer", exc_info=True)
+        # a task on a node not seen yet (one that joined): look again, at most once a second
         unknown = any(e["node_id"] not in self._nodes for e in self._entries.values())
-        if unknown or elapsed - self._nodes_at >= NODES_S:
+        since = elapsed - self._nodes_at
+        if (unknown and since >= 1.0) or since >= NODES_S:
             self._nodes_at = elapsed
             self.set_nodes(ray.nodes())
         return self.snapshot(results, elapsed)
