@@ -21,6 +21,8 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
 from vidstream.cluster import connect, run_on_ray  # noqa: E402
+from vidstream.cluster_progress import ClusterProgress  # noqa: E402
+from vidstream.sinks.output import stale_temps  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,10 @@ def test_videos_run_as_tasks_and_a_missing_one_is_reported(cluster, clips, tiny_
         assert len((tmp_path / f"{name}.jsonl").read_text().splitlines()) == n
     # the merged summary is the sum of its parts
     assert summary["frames"] == 12 + 30 + 21 == sum(s["frames"] for s in summary["streams"])
+    assert summary["frames_in"] == sum(s["frames_in"] for s in summary["streams"]) == 63
+    for stream, task in zip(summary["streams"], result.tasks, strict=True):
+        assert stream["frames"] == (task.summary or {}).get("frames", 0)
+        assert stream["frames_in"] == (task.summary or {}).get("frames_in", 0)
     assert summary["stages"]["detect"]["items"] == 63
     assert [s["state"] for s in summary["streams"]] == states
     assert summary["streams"][1]["frames"] == 0 and summary["cluster"]["failed"] == 1
@@ -84,12 +90,16 @@ def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(cluster, clip
     src, n = clips["long"]
     jsonl = tmp_path / "long.jsonl"
     killed: list[int] = []
+    left: list[str] = []
 
     def kill_when_halfway() -> None:
         # the video is read at its own rate (3 s): kill its worker once frames are written
+        # and the video's temporary file exists (the encoder starts a few frames in)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 10:
+            temps = stale_temps(tmp_path / "long.mp4")
+            if temps and jsonl.exists() and len(jsonl.read_text().splitlines()) >= 10:
+                left.extend(t.name for t in temps)
                 for p in psutil.process_iter(["cmdline"]):
                     if "ray::run_task" in " ".join(p.info["cmdline"] or []):
                         p.kill()
@@ -108,6 +118,35 @@ def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(cluster, clip
     assert frames_in(tmp_path / "long.mp4") == n
     indices = [json.loads(x)["index"] for x in jsonl.read_text().splitlines()]
     assert indices == list(range(n))
+    # the killed attempt's temporary video was removed when the retry started
+    assert left and not (tmp_path / left[0]).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_progress_tells_queued_running_done_frames_and_nodes(cluster, clips, tiny_model,
+                                                             tmp_path):
+    # the long clip is read at its own rate (3 s), so it is seen running, frames part done
+    configs = [config(clips["long"][0], tmp_path, tiny_model, realtime=True),
+               config(clips["a"][0], tmp_path, tiny_model),
+               config(clips["b"][0], tmp_path, tiny_model)]
+    seen: list[ClusterProgress] = []
+    result = run_on_ray(configs, progress=seen.append, poll_s=0.1)
+    assert result.exit_code == 0
+    total = 75 + 12 + 30
+    assert seen and all(p.tasks == 3 for p in seen)
+    assert all(p.queued + p.running + p.done + p.failed == 3 for p in seen)
+    assert any(p.running > 0 for p in seen)
+    assert any(0 < p.frames < total and p.running for p in seen)  # told while running
+    frames = [p.frames for p in seen]
+    assert frames == sorted(frames)  # no retry here: frames only grow
+    assert [p.elapsed_s for p in seen] == sorted(p.elapsed_s for p in seen)
+    busy = [n for p in seen for n in p.nodes if n.running]
+    assert busy and all(n.cpus == 2 and 0 < n.load <= 1 for n in busy)
+    last = seen[-1]
+    assert (last.done, last.queued, last.running, last.failed) == (3, 0, 0, 0)
+    assert last.frames == last.frames_total == total == result.summary()["frames"]
+    assert last.eta_s == 0
+    assert [n.running for n in last.nodes] == [0] * len(last.nodes) and last.nodes
 
 
 def test_a_task_lost_on_every_try_is_reported(cluster, clips, tiny_model, tmp_path):
@@ -140,8 +179,8 @@ def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(cluster, clips, tiny_mo
     for i in range(2):
         (tmp_path / f"s{i}").mkdir()
 
-    def interrupt_after_the_first(counts: dict[str, int], elapsed: float) -> None:
-        if counts["done"] >= 1:
+    def interrupt_after_the_first(progress: ClusterProgress) -> None:
+        if progress.finished >= 1:
             raise KeyboardInterrupt
 
     result = run_on_ray([first, *slow], progress=interrupt_after_the_first, poll_s=0.1)
@@ -158,15 +197,43 @@ def test_detect_on_the_cluster_from_the_command_line(cluster, clips, tiny_model,
 
     a, b = clips["a"][0], clips["b"][0]
     code = main(["detect", str(a), str(b), "-o", str(tmp_path / "{stem}-out.mp4"),
-                 "--model", str(tiny_model), "--cluster", "ray",
+                 "--model", str(tiny_model), "--cluster", "ray", "--instance", "c5.xlarge",
                  "--summary", str(tmp_path / "run.json")])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
     summary = json.loads((tmp_path / "run.json").read_text())
     assert summary["frames"] == clips["a"][1] + clips["b"][1]
     assert [s["stem"] for s in summary["streams"]] == ["a", "b"]
     assert frames_in(tmp_path / "a-out.mp4") == clips["a"][1]
     assert frames_in(tmp_path / "b-out.mp4") == clips["b"][1]
-    assert "fps across the cluster" in capsys.readouterr().err
+    assert "fps across the cluster" in err
+    # off a terminal: progress lines, the last one when every task is done
+    assert "tasks 2/2 done, 0 running, 0 queued, 0 failed  frames 42/42" in err
+    # the merged summary is a run `vidstream report` compares like any other
+    assert main(["report", str(tmp_path / "run.json"), "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["runs"]
+    assert row["label"] == "c5.xlarge x 1 (Ray, 2 tasks)"
+    assert (row["fps"], row["frames"]) == (summary["fps"], summary["frames"])
+    assert row["usd_per_100k_inferences"] == summary["cost"]["usd_per_100k_inferences"] > 0
+    assert row["usd_per_hour"] == 0.17  # c5.xlarge for the one node
+    assert main(["report", str(tmp_path / "run.json")]) == 0
+    assert "c5.xlarge x 1 (Ray, 2 tasks)" in capsys.readouterr().out
+
+
+def test_the_live_view_on_a_terminal(cluster, clips, tiny_model, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from vidstream.cli.detect import execute
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    cfg = config(clips["a"][0], tmp_path, tiny_model, cluster="ray")
+    assert execute(cfg, console=console) == 0
+    text = screen.getvalue()
+    assert "1 task on a local Ray cluster" in text  # the view's title, drawn while it ran
+    assert "running" in text and "load" in text and "12 frames" in text
 
 
 # -- cameras: live inputs in camera groups, one actor each --------------------------------------
@@ -203,8 +270,13 @@ def test_cameras_run_as_one_group_in_an_actor(cluster, camera_clip, tiny_model, 
             camera(camera_clip, speed=2) as c3:
         configs = [camera_config(c.url, tmp_path, f"cam{n}", tiny_model, leaky=False)
                    for n, c in enumerate((c1, c2, c3), 1)]
-        result = run_on_ray(configs, streams_per_task=8)
+        seen = []
+        result = run_on_ray(configs, streams_per_task=8, progress=seen.append, poll_s=0.1)
     assert result.exit_code == 0, [t.error for t in result.tasks]
+    # the progress board hears from each camera of the group while it records
+    assert any(p.running == 3 and 0 < p.frames < 3 * CAM_FRAMES for p in seen)
+    assert [s.frames for s in seen] == sorted(s.frames for s in seen)
+    assert (seen[-1].done, seen[-1].frames) == (3, 3 * CAM_FRAMES)
     summary = result.summary()
     streams = summary["streams"]
     assert [s["state"] for s in streams] == ["ended"] * 3
@@ -349,7 +421,7 @@ def test_ctrl_c_stops_a_camera_group_and_its_outputs_are_finalized(
         cluster, camera_clip, tiny_model, tmp_path):
     jsonl = tmp_path / "cam.jsonl"
 
-    def interrupt_once_recording(counts: dict[str, int], elapsed: float) -> None:
+    def interrupt_once_recording(progress) -> None:
         if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 20:
             raise KeyboardInterrupt
 

@@ -20,6 +20,7 @@ side is :func:`vidstream.cluster.run_on_ray`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -142,8 +143,11 @@ class CameraGroup:
     aside (:func:`keep_parts`) and reports them with the restart count.
     """
 
-    def __init__(self, configs: list[dict[str, Any]]) -> None:
+    def __init__(self, configs: list[dict[str, Any]], board: Any = None,
+                 indices: Sequence[int] = ()) -> None:
         self.configs = [RunConfig(**c) for c in configs]
+        # the progress board (None: nobody watches) and each stream's task index there
+        self.board, self.indices = board, list(indices)
         self._lock = threading.Lock()
         self._pipeline: Any = None
         self._stopped = False
@@ -159,6 +163,7 @@ class CameraGroup:
             pipeline.stop()
 
     def run(self) -> list[dict[str, Any]]:
+        from .cluster_progress import TaskReporter
         from .config import build_pipeline
 
         restarts = _restarts()
@@ -171,12 +176,17 @@ class CameraGroup:
                                     inputs=[c.input for c in self.configs], input_options=[])
         error: str | None = None
         data: dict[str, Any] | None = None
+        reporters = [TaskReporter(self.board, i, stream=k) if self.board is not None else None
+                     for k, i in enumerate(self.indices)]
         pipeline = build_pipeline(group, streams=self.configs)
         with self._lock:
             self._pipeline = pipeline
             stopped = self._stopped
         try:
-            with pipeline:
+            with pipeline, contextlib.ExitStack() as watching:
+                for reporter in reporters:
+                    if reporter is not None:
+                        watching.enter_context(reporter.watching(pipeline))
                 if stopped:
                     pipeline.stop()
                 try:

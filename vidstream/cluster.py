@@ -19,13 +19,15 @@ group one multi-stream pipeline in a Ray actor restarted when its process is los
 
 A task whose worker is lost (killed, out of memory, node gone) runs again from the start of its
 video, up to ``retries`` times; outputs are written under temporary names and published whole
-when a run ends, so a lost attempt never leaves a half-written output behind. An input that
+when a run ends, so a lost attempt never leaves a half-written output behind (and the retry
+removes the temporary files it left). An input that
 fails (missing, damaged) is reported and the other tasks carry on. Results merge into one
 summary with the same shape as a multi-stream run's (``streams`` per video).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -36,8 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from .camera_groups import partition
+from .cluster_progress import (
+    ClusterProgress,
+    ProgressTracker,
+    TaskReporter,
+    start_board,
+    stop_board,
+)
 from .config import RunConfig, input_stem
-from .cost import Price
+from .cost import CostEstimate, Price
 from .errors import ConfigError, VidstreamError
 from .settings import DEFAULTS
 
@@ -113,11 +122,10 @@ def merge_summaries(tasks: Sequence[TaskResult], wall_s: float, *, price: Price 
     cost = None
     if price is not None:
         usd_per_hour = price.usd_per_hour * nodes
-        usd_total = usd_per_hour * wall_s / 3600
-        cost = {**price.to_dict(), "usd_per_hour": usd_per_hour, "nodes": nodes,
-                "usd_total": usd_total,
-                "usd_per_100k_inferences": (usd_per_hour * 100_000 / (3600 * fps)
-                                            if fps > 0 else None)}
+        # a single run's keys (CostEstimate's: what `vidstream report` reads) and the price's
+        estimate = CostEstimate(dataclasses.replace(price, usd_per_hour=usd_per_hour), fps,
+                                wall_s).to_dict()
+        cost = {**price.to_dict(), **estimate, "note": price.note or None, "nodes": nodes}
     streams = []
     for t in tasks:
         s = t.summary or {}
@@ -169,18 +177,23 @@ def _worst_latency(summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 # -- the task, run on a worker ---------------------------------------------------------------
-def run_task(config: dict[str, Any], price: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_task(config: dict[str, Any], price: dict[str, Any] | None = None, board: Any = None,
+             index: int = 0) -> dict[str, Any]:
     """Run one video's pipeline here (on a Ray worker); returns its summary as JSON data.
 
     Input errors come back as data (``error``), not exceptions: they are not worth a retry.
+    ``board`` (a :class:`~vidstream.cluster_progress.ProgressBoard` actor) hears how far the
+    task got, as task ``index``.
     """
     from .config import build_pipeline
 
     cfg = RunConfig(**config)
     node = socket.gethostname()
+    remove_stale_temps(cfg)
+    reporter = TaskReporter(board, index)
     try:
         pipeline = build_pipeline(cfg)
-        with pipeline:
+        with pipeline, reporter.watching(pipeline):
             try:
                 pipeline.run()
                 error = None
@@ -201,6 +214,19 @@ def run_task(config: dict[str, Any], price: dict[str, Any] | None = None) -> dic
         os.replace(tmp, cfg.summary)  # whole or absent
     return {"error": error, "summary": data, "node": node,
             "ended_early": pipeline.source.ended_early}
+
+
+def remove_stale_temps(cfg: RunConfig) -> None:
+    """Remove what killed attempts of this task left beside its outputs (their temporary
+    files): the driver checked the outputs are this task's alone, so no live run writes them."""
+    from .sinks.output import stale_temps
+
+    for name in OUTPUTS:
+        path = getattr(cfg, name)
+        if path and "://" not in path:
+            for temp in stale_temps(path):
+                with contextlib.suppress(FileNotFoundError):  # another cleaner was first
+                    temp.unlink()
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -240,7 +266,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     return ray
 
 
-Progress = Callable[[dict[str, int], float], None]
+#: Called after every poll of the wait loop with where the run stands.
+Progress = Callable[[ClusterProgress], None]
 
 
 def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
@@ -253,7 +280,9 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
     """Run one task per file config, and the live ones in camera groups of up to
     ``streams_per_task`` (one actor each); returns one result per config (Ctrl-C cancels the
     tasks still queued or running, stops the groups so their outputs are finalized, and keeps
-    the finished outputs)."""
+    the finished outputs). ``progress`` gets a
+    :class:`~vidstream.cluster_progress.ClusterProgress` every ``poll_s``; only then do the
+    tasks report to a progress board."""
     if retries < 0:
         raise ConfigError(f"retries must be >= 0, got {retries}", param="retries")
     ray = connect(address, num_cpus=num_cpus)
@@ -271,10 +300,12 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                   overwrite=all(c.overwrite for c in cfgs))
     cfgs = [dataclasses.replace(c, overwrite=True) for c in cfgs]
     files, groups = partition(cfgs, streams_per_task)
-    refs = [remote.remote(dataclasses.asdict(cfgs[i]), price_data) for i in files]
+    board = start_board(ray) if progress is not None else None
+    tracker = ProgressTracker(len(cfgs), cpus_per_task)
+    refs = [remote.remote(dataclasses.asdict(cfgs[i]), price_data, board, i) for i in files]
     index = dict(zip(refs, files, strict=True))
     launched = _launch_groups(ray, cfgs, groups, cpus_per_task=cpus_per_task,
-                              gpus_per_task=gpus_per_task, retries=retries)
+                              gpus_per_task=gpus_per_task, retries=retries, board=board)
     results: dict[int, TaskResult] = {}
     pending = [*refs, *launched]
     interrupted = False
@@ -288,9 +319,7 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
                 i = index[ref]
                 results[i] = _result(ray, ref, i, cfgs[i])
             if progress is not None:
-                progress({"queued": len(pending), "done": len(results),
-                          "failed": sum(r.state == "failed" for r in results.values())},
-                         time.perf_counter() - t0)
+                progress(tracker.poll(ray, board, results, time.perf_counter() - t0))
     except KeyboardInterrupt:
         interrupted = True
         results.update(_stop_groups(ray, launched, pending, cfgs))
@@ -300,6 +329,7 @@ def run_on_ray(configs: Sequence[RunConfig], *, address: str | None = None,
         for ref in pending:
             i = index[ref]
             results[i] = TaskResult(i, cfgs[i].input, "cancelled", "interrupted")
+    stop_board(ray, board)
     nodes = {n.get("NodeManagerAddress", "?"): int(n.get("Resources", {}).get("CPU", 0))
              for n in ray.nodes() if n.get("Alive")}
     return ClusterResult([results[i] for i in range(len(cfgs))],
@@ -334,8 +364,8 @@ class _Group:
 
 
 def _launch_groups(ray: Any, cfgs: Sequence[RunConfig], groups: list[list[int]], *,
-                   cpus_per_task: float, gpus_per_task: float, retries: int
-                   ) -> dict[Any, _Group]:
+                   cpus_per_task: float, gpus_per_task: float, retries: int,
+                   board: Any = None) -> dict[Any, _Group]:
     """One actor per group, its ``run()`` called: ``{run's ObjectRef: group}``.
 
     ``max_restarts`` brings a lost process back and ``max_task_retries`` re-runs the group in
@@ -351,7 +381,8 @@ def _launch_groups(ray: Any, cfgs: Sequence[RunConfig], groups: list[list[int]],
         max_task_retries=retries, max_concurrency=2)
     launched = {}
     for n, members in enumerate(groups):
-        actor = actor_class.remote([dataclasses.asdict(cfgs[i]) for i in members])
+        actor = actor_class.remote([dataclasses.asdict(cfgs[i]) for i in members], board,
+                                   members)
         launched[actor.run.remote()] = _Group(n, actor, members)
     return launched
 

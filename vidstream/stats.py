@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -174,3 +175,28 @@ class LatencyHistogram:
             "max": round(self.max * 1000, 2),
             "mean": round(self.total / self.count * 1000, 2) if self.count else 0.0,
         }
+
+
+class RateWindow:
+    """Items per second over the last ``window`` seconds, from sampled counters.
+
+    >>> r = RateWindow(window=5)
+    >>> r.add(0.0, 0); r.add(1.0, 30); r.add(2.0, 60)
+    >>> r.rate()
+    30.0
+    """
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, t: float, count: int) -> None:
+        self._samples.append((t, count))
+        while len(self._samples) > 2 and t - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0

@@ -120,8 +120,12 @@ class Run:
         shared = cost.get("accelerator") or {}
         stages = summary.get("stages") or {}
         detect = stages.get("detect") or {}
+        cluster = summary.get("cluster")  # a cluster run's merged summary: say so
+        where = cost.get("instance") or "unpriced"
+        if cluster:
+            where = f"{where} x {cluster.get('nodes', 1)} (Ray, {cluster.get('tasks', 0)} tasks)"
         return cls(
-            label=label or cost.get("instance") or "unpriced",
+            label=label or where,
             instance=cost.get("instance"),
             usd_per_hour=cost.get("usd_per_hour"),
             usd_per_100k_inferences=cost.get("usd_per_100k_inferences"),

@@ -1,4 +1,5 @@
-"""``--cluster``: run each input as a task on Ray (``vidstream.cluster``), with progress lines.
+"""``--cluster``: run each input as a task on Ray (``vidstream.cluster``), with its live view
+(``cluster_view``) or progress lines.
 
 Every other option means what it means locally. Outputs are written by the workers: paths must
 be on a filesystem every node sees (on a local cluster, this machine's).
@@ -7,15 +8,20 @@ be on a filesystem every node sees (on a local cluster, this machine's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 
+from ..cluster_progress import ClusterProgress
 from ..config import RunConfig, stream_configs, validate
 from ..cost import resolve_price
+from .cluster_view import ClusterView, plain_line
 from .common import (
     EXIT_INTERRUPTED,
     non_negative_float,
@@ -23,10 +29,33 @@ from .common import (
     positive_float,
     positive_int,
 )
-from .dashboard import format_duration
 
 #: RunConfig fields these options set (``run`` passes them on as overrides).
 FIELDS = ("cluster", "cpus_per_task", "gpus_per_task", "retries", "streams_per_task")
+
+
+@contextlib.contextmanager
+def watching(mode: str, console: Console, title: str, price: Any,
+             interval: float) -> Iterator[Callable[[ClusterProgress], None] | None]:
+    """The progress callback for ``run_on_ray`` in display ``mode`` (live, plain or off),
+    with the live view drawn while the block runs."""
+    if mode == "live":
+        view = ClusterView(title, price=price)
+        with Live(view, console=console, refresh_per_second=4, transient=True,
+                  redirect_stdout=False, redirect_stderr=False):
+            yield view.update
+    elif mode == "plain":
+        last = [-interval]
+
+        def line(p: ClusterProgress) -> None:
+            # at the interval, and once at the end
+            if p.elapsed_s - last[0] >= interval or p.finished == p.tasks:
+                last[0] = p.elapsed_s
+                console.print(plain_line(p), highlight=False, soft_wrap=True)
+
+        yield line
+    else:
+        yield None
 
 
 def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
@@ -56,11 +85,14 @@ def add_options(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
 
 
 def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: float,
-                       flags: dict[str, str] | None, check_outputs: Any) -> int:
+                       flags: dict[str, str] | None, check_outputs: Any,
+                       display: str = "auto") -> int:
     """Run ``cfg``'s inputs as Ray tasks; returns the exit code (0, 3, 1 or 130).
 
     ``check_outputs(outputs, inputs)`` is the command's own output check (``outputs`` pairs
     each output's parameter with its path), done before any task starts, as for a local run.
+    ``display``: as for a local run, ``auto`` draws the live view on a terminal and progress
+    lines elsewhere; ``off`` (and ``quiet``) neither.
     """
     from ..cluster import run_on_ray
     from ..sources.uri import mask_record
@@ -74,27 +106,20 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
         named.append(("summary", run_summary))
     check_outputs(named, [t.input for t in tasks])
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
-    last = [0.0]
-
-    def progress(counts: dict[str, int], elapsed: float) -> None:
-        if quiet or elapsed - last[0] < interval:
-            return
-        last[0] = elapsed
-        done = counts["done"]
-        eta = elapsed / done * (len(tasks) - done) if done else None
-        console.print(f"tasks {done}/{len(tasks)} done, {counts['queued']} queued or running, "
-                      f"{counts['failed']} failed  elapsed {format_duration(elapsed)}  "
-                      f"eta {format_duration(eta)}", highlight=False)
-
     address = None if cfg.cluster in (None, "ray", "local") else cfg.cluster
-    if not quiet:
-        console.print(f"[dim]{len(tasks)} tasks on "
-                      f"{'a local Ray cluster' if address is None else address}[/dim]")
+    title = (f"{len(tasks)} task{'s' * (len(tasks) != 1)} on "
+             f"{'a local Ray cluster' if address is None else address}")
+    # as the local live view decides (dashboard.monitor): live on a terminal, else lines
+    mode = "off" if quiet or display == "off" else (
+        "live" if console.is_terminal else "plain")
+    if mode == "plain":
+        console.print(f"[dim]{title}[/dim]")
     t0 = time.perf_counter()
-    result = run_on_ray(tasks, address=address, cpus_per_task=cfg.cpus_per_task,
-                        gpus_per_task=cfg.gpus_per_task, retries=cfg.retries, price=price,
-                        progress=progress, poll_s=0.25,
-                        streams_per_task=cfg.streams_per_task)
+    with watching(mode, console, title, price, interval) as progress:
+        result = run_on_ray(tasks, address=address, cpus_per_task=cfg.cpus_per_task,
+                            gpus_per_task=cfg.gpus_per_task, retries=cfg.retries,
+                            price=price, progress=progress, poll_s=0.25,
+                            streams_per_task=cfg.streams_per_task)
     summary = mask_record(result.summary())
     if run_summary:
         tmp = Path(run_summary).with_name(f".{Path(run_summary).name}.partial")

@@ -13,7 +13,6 @@ import contextlib
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -24,33 +23,8 @@ from rich.text import Text
 
 from ..bench.report import format_rate, format_usd
 from ..cost import current, usd_per_100k_inferences
-from ..stats import StageStats, bottleneck
+from ..stats import RateWindow, StageStats, bottleneck
 from ..summary import Summary
-
-
-class RateWindow:
-    """Items per second over the last ``window`` seconds, from sampled counters.
-
-    >>> r = RateWindow(window=5)
-    >>> r.add(0.0, 0); r.add(1.0, 30); r.add(2.0, 60)
-    >>> r.rate()
-    30.0
-    """
-
-    def __init__(self, window: float = 5.0) -> None:
-        self.window = window
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, t: float, count: int) -> None:
-        self._samples.append((t, count))
-        while len(self._samples) > 2 and t - self._samples[1][0] >= self.window:
-            self._samples.popleft()
-
-    def rate(self) -> float:
-        if len(self._samples) < 2:
-            return 0.0
-        (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
-        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 def eta_seconds(done: int, total: int | None, rate: float) -> float | None:

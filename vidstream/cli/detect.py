@@ -285,7 +285,8 @@ def execute(cfg: RunConfig, display: str = "auto", console: Console | None = Non
     if cfg.cluster:  # every input a task on Ray: vidstream.cli.cluster
         return execute_on_cluster(cfg, console, quiet, interval, flags,
                                           lambda outs, ins: check_outputs(outs, ins,
-                                                                          cfg.overwrite))
+                                                                          cfg.overwrite),
+                                          display=display)
     if len(cfg.inputs) > 1:  # several streams: vidstream.cli.streams
         return execute_streams(cfg, display, console, interval, flags)
     validate(cfg, keys=flags)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -309,6 +310,24 @@ class OutputFile:
 def _temp_name(p: Path) -> Path:
     """A hidden name beside ``p`` with its extension (FFmpeg picks the format by it)."""
     return p.with_name(f".{p.stem}.vidstream-{secrets.token_hex(4)}{p.suffix}")
+
+
+def stale_temps(path: PathLike) -> list[Path]:
+    """The temporary files of ``path`` that runs left behind (a killed run never renames or
+    removes its own): hidden names beside it made by :func:`_temp_name`, and nothing else.
+
+    >>> open(".out.vidstream-0123abcd.mp4", "w").close()
+    >>> [p.name for p in stale_temps("out.mp4")], stale_temps("out.mkv")
+    (['.out.vidstream-0123abcd.mp4'], [])
+    >>> os.remove(".out.vidstream-0123abcd.mp4")
+    """
+    p = Path(path)
+    pattern = re.compile(rf"\.{re.escape(p.stem)}\.vidstream-[0-9a-f]{{8}}{re.escape(p.suffix)}")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        return sorted(q for q in parent.iterdir() if pattern.fullmatch(q.name) and q.is_file())
+    except OSError:  # no such directory (yet): nothing left there
+        return []
 
 
 def _fsync(p: Path) -> None:
