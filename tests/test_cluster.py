@@ -434,3 +434,63 @@ def test_ctrl_c_stops_a_camera_group_and_its_outputs_are_finalized(
     assert 20 <= task.summary["frames"] < CAM_FRAMES
     assert frames_in(tmp_path / "cam.mp4") == task.summary["frames"]
     assert len(jsonl.read_text().splitlines()) == task.summary["frames"]
+
+
+# -- an existing cluster, joined by address ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # a minute: a head node, and two runs that each start TensorFlow and Ray
+def test_detect_joins_an_existing_cluster_by_address(clips, tiny_model, tmp_path):
+    """`ray start --head` on loopback, as a user would start one, then `vidstream detect
+    --cluster ray://HOST:PORT` (Ray Client) and `--cluster ray` with RAY_ADDRESS, each in its
+    own process; the head is stopped afterwards."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
+    assert ray_bin, "the ray command comes with vidstream[ray]"
+    gcs, client, metrics = free_port(), free_port(), free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           # Ray >= 2.59 starts `ray start` clusters with token authentication: a client on
+           # this machine uses the token it left in ~/.ray/auth_token
+           "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", "--port", str(gcs), "--ray-client-server-port",
+         str(client), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+         "--include-dashboard=false", "--disable-usage-stats", "--metrics-export-port",
+         str(metrics), "--dashboard-agent-listen-port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        started = b""
+        while b"Ray runtime started" not in started:
+            assert head.poll() is None and time.monotonic() < deadline, started.decode()
+            started += head.stdout.readline()
+        for n, (address, extra) in enumerate(((f"ray://127.0.0.1:{client}", {}),
+                                              ("ray", {"RAY_ADDRESS": f"127.0.0.1:{gcs}"}))):
+            out = tmp_path / str(n)
+            out.mkdir()
+            r = subprocess.run(
+                [sys.executable, "-m", "vidstream", "detect", str(clips["a"][0]),
+                 str(clips["c"][0]), "-o", str(out / "{stem}.mp4"), "--model", str(tiny_model),
+                 "--cluster", address, "--summary", str(out / "run.json")],
+                env={**env, **extra}, capture_output=True, text=True, timeout=240)
+            assert r.returncode == 0, r.stderr
+            summary = json.loads((out / "run.json").read_text())
+            assert summary["frames"] == clips["a"][1] + clips["c"][1]
+            assert [s["state"] for s in summary["streams"]] == ["ended", "ended"]
+            assert frames_in(out / "a.mp4") == clips["a"][1]
+            assert frames_in(out / "c.mp4") == clips["c"][1]
+            where = extra.get("RAY_ADDRESS", address)  # joined, not started here
+            assert f"2 tasks on {where}" in r.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops what it started
+        head.wait(60)

@@ -261,7 +261,15 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ConfigError(f"cannot join the Ray cluster at {address}: {e}",
+        text = " ".join(str(e).split())
+        if address != "local" and not os.environ.get("RAY_AUTH_MODE"):
+            # Ray >= 2.59 starts clusters with token authentication on; a client without the
+            # token sees only a timeout or "cannot connect", never why
+            text += ("; if the cluster uses token authentication (the default for 'ray "
+                     "start' since Ray 2.59), set RAY_AUTH_MODE=token here too, with the "
+                     "cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token ('ray "
+                     "get-auth-token' on the head prints it)")
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {text}",
                           param="cluster") from e
     return ray
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,8 +108,10 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
     check_outputs(named, [t.input for t in tasks])
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
     address = None if cfg.cluster in (None, "ray", "local") else cfg.cluster
+    # "ray" joins RAY_ADDRESS's cluster when it is set (as Ray itself does), else starts one
+    joined = address or os.environ.get("RAY_ADDRESS")
     title = (f"{len(tasks)} task{'s' * (len(tasks) != 1)} on "
-             f"{'a local Ray cluster' if address is None else address}")
+             f"{joined or 'a local Ray cluster'}")
     # as the local live view decides (dashboard.monitor): live on a terminal, else lines
     mode = "off" if quiet or display == "off" else (
         "live" if console.is_terminal else "plain")
