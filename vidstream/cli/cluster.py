@@ -107,6 +107,11 @@ def execute_on_cluster(cfg: RunConfig, console: Console, quiet: bool, interval: 
         named.append(("summary", run_summary))
     check_outputs(named, [t.input for t in tasks])
     price = resolve_price(cfg.instance, cfg.price_per_hour, cfg.catalog)
+    if cfg.accelerator_instance and not quiet:
+        # each task would pay a share of one server measured by every task at once: not
+        # priced yet, and a wrong price is worse than none
+        console.print("[yellow]vidstream: warning: on a cluster the cost covers its nodes "
+                      "only; --accelerator-instance is not applied[/yellow]", soft_wrap=True)
     address = None if cfg.cluster in (None, "ray", "local") else cfg.cluster
     # "ray" joins RAY_ADDRESS's cluster when it is set (as Ray itself does), else starts one
     joined = address or os.environ.get("RAY_ADDRESS")
