@@ -227,7 +227,7 @@ def main(config: dict[str, Any]) -> None:
     path, lite = Path(config["model"]), config.get("tflite")
     instances = max(1, int(config["instances"]))
     requested = config.get("backend", "auto")
-    # Ask TensorFlow about GPUs only when the answer matters: it costs a second or two.
+    # Only auto with a TF Lite network depends on the GPUs: an explicit choice is obeyed.
     gpus = _gpus() if requested == "auto" and lite else 0
     backend, why = choose_backend(requested, bool(lite), gpus)
     if backend == "tflite" and lite:
@@ -237,7 +237,7 @@ def main(config: dict[str, Any]) -> None:
     else:
         infers, keep, in_name, in_dims, outputs = _tf_model(path)
         infers = infers * instances
-        detail = f"TensorFlow {'GPU' if _gpus() else 'CPU'}"
+        detail = f"TensorFlow on the {'GPU' if _gpus() else 'CPU'}"
     # One line that `vidstream serve` reads back from this log to say which backend runs.
     print(f"triton: backend {backend} ({detail}; {why})", flush=True)
     print(f"triton: model loaded and warmed up in {time.perf_counter() - t0:.1f} s",
