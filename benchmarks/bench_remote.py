@@ -1,6 +1,7 @@
 """Remote inference on one machine: the network's overhead, and clients sharing a server.
 
-    python benchmarks/bench_remote.py [--frames 40] [--clients 2,3] [--json out.json]
+    python benchmarks/bench_remote.py [--frames 40] [--clients 2,3] [--server-backend tflite]
+                                      [--json out.json]
 
 1. Loopback overhead per 512x512 frame: the client's round trip for one letterboxed frame
    minus the server's own time for it (Triton's ``nv_inference_request_duration_us``, queue
@@ -33,7 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vidstream import EIPredictor, box_iou, models  # noqa: E402
-from vidstream.serve import ServeConfig, Server, model_for_serving  # noqa: E402
+from vidstream.serve import (  # noqa: E402
+    SERVE_BACKENDS,
+    ServeConfig,
+    Server,
+    model_for_serving,
+)
 
 
 def detect(clip: Path, model: str, out: Path, batch: int, *price: str
@@ -90,6 +96,8 @@ def main() -> None:
                     help="instance each client (and the one local machine) is priced as")
     ap.add_argument("--accelerator", default="g5.xlarge",
                     help="instance the shared server is priced as")
+    ap.add_argument("--server-backend", default="auto", choices=SERVE_BACKENDS,
+                    help="what runs the model on the server (vidstream serve --backend)")
     ap.add_argument("--json")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
@@ -99,7 +107,8 @@ def main() -> None:
                    stdout=subprocess.DEVNULL)
     path, name = model_for_serving("centernet")
     config = ServeConfig(model=path, name=name, grpc_port=args.port,
-                         http_port=args.port + 1, metrics_port=args.port + 2)
+                         http_port=args.port + 1, metrics_port=args.port + 2,
+                         backend=args.server_backend)
     results: dict = {"frames": args.frames, "batch_size": args.batch_size}
     t0 = time.perf_counter()
     local = detect(clip, str(models.path("centernet")), work / "local", args.batch_size,
@@ -110,7 +119,9 @@ def main() -> None:
     print(f"local, one process: {args.frames / local_s:.1f} fps (wall, load included)")
     ref = boxes(work / "local.jsonl")
     with Server(config, progress=print) as server:
-        print(f"server ready in {server.start_s:.1f} s at {server.endpoint}")
+        print(f"server ready in {server.start_s:.1f} s at {server.endpoint}, backend "
+              f"{' '.join(server.backend or ('unknown', ''))}")
+        results["server_backend"] = server.backend
         results["overhead"] = o = overhead(server, 30)
         print(f"loopback: round trip p50 {o['round_trip_p50_ms']:.1f} ms, server "
               f"{o['server_p50_ms']:.1f} ms per request -> overhead p50 "

@@ -249,3 +249,91 @@ def test_vidstream_serve_prints_the_endpoint_and_stops_on_sigterm(served_model):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_backend_auto_picks_tflite_only_with_a_network_and_no_gpu(tiny_model, tmp_path):
+    from vidstream.errors import ConfigError
+    from vidstream.serve import ServeConfig, server_config
+    from vidstream.serve._triton_main import choose_backend
+
+    # the server's side (it alone knows its GPUs), as vidstream's own backend="auto"
+    assert choose_backend("auto", True, 0)[0] == "tflite"
+    assert choose_backend("auto", True, 1)[0] == "tf"
+    assert choose_backend("auto", False, 0)[0] == "tf"
+    assert choose_backend("tf", True, 0)[0] == "tf"
+    assert choose_backend("tflite", True, 1)[0] == "tflite"
+    with pytest.raises(SystemExit, match="no TF Lite network"):
+        choose_backend("tflite", False, 0)
+    # vidstream's side: it sends the network (found by vidstream's own test) and its decoding
+    assert server_config(ServeConfig(model=str(tiny_model), name="m"))["tflite"] is None
+    with pytest.raises(ConfigError, match="no TF Lite network"):
+        server_config(ServeConfig(model=str(tiny_model), name="m", backend="tflite"))
+    with pytest.raises(ConfigError, match="backend 'onnx'"):
+        ServeConfig(model=str(tiny_model), name="m", backend="onnx")
+    converted = tmp_path / "converted"
+    shutil.copytree(tiny_model, converted)
+    (converted / "net.tflite").write_bytes(b"")
+    (converted / "vidstream.json").write_text(json.dumps(
+        {"input_size": [SIZE, SIZE], "tflite": "net.tflite", "stride": 8}))
+    plan = server_config(ServeConfig(model=str(converted), name="m"))
+    assert plan["backend"] == "auto" and plan["threads"] is None
+    lite = plan["tflite"]
+    assert lite["path"] == str(converted / "net.tflite")
+    assert lite["stride"] == 8 and lite["num_classes"] == 80 and lite["max_detections"] == 100
+    assert len(lite["classes"]) == 80 and lite["classes"][:3] == [1, 2, 3]
+    assert server_config(ServeConfig(model=str(converted), name="m", backend="tf"))[
+        "tflite"] is None
+
+
+def test_the_servers_tflite_decoding_is_the_local_backends():
+    from vidstream.backends.tflite import LitePredictor, decoding
+    from vidstream.labels import COCO80_TO_COCO90
+    from vidstream.serve._triton_main import decode
+
+    rng = np.random.default_rng(3)
+    local = LitePredictor.__new__(LitePredictor)  # its decoding only, without a network
+    local.input_size = (512, 512)
+    params = decoding({})
+    for key, value in params.items():
+        setattr(local, key, value)
+    lite = {**params, "classes": list(COCO80_TO_COCO90)}
+    cells = (512 // 4) ** 2 * 80
+    scores = rng.random((3, 100), np.float32)
+    scores[2, :] = 0.0  # an image with nothing in it
+    idx = rng.integers(0, cells, (3, 100)).astype(np.int32)
+    idx[0, 1] = idx[0, 0]  # overlapping peaks of one class: NMS keeps one
+    ltrb = (rng.random((3, 100, 4)) * 60).astype(np.float32)
+    want = local._decode(scores, idx, ltrb, 0, 0, 512, 512)
+    got = decode(lite, scores, idx, ltrb, (512, 512))
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_serving_centernet_on_tflite_answers_like_the_local_tflite_backend(centernet):
+    from make_clip import skimage_photo
+
+    from vidstream.serve import ServeConfig, Server
+
+    grpc, http, metrics = free_ports(3)
+    config = ServeConfig(model=str(centernet), name="centernet", grpc_port=grpc,
+                         http_port=http, metrics_port=metrics, backend="tflite", threads=2)
+    frame = skimage_photo("astronaut")[None]
+    local = EIPredictor(str(centernet), backend="tflite")
+    want = local({"input_tensor": frame})
+    with Server(config, progress=lambda m: print(m, file=sys.stderr)).start(timeout=600) as s:
+        assert s.backend is not None and s.backend[0] == "tflite", s.log_tail()
+        remote = EIPredictor(s.endpoint)
+        got = remote({"input_tensor": frame})
+        remote.backend.close()
+
+    def found(out):
+        keep = out["detection_scores"][0] > 0.3
+        return out["detection_classes"][0][keep], out["detection_boxes"][0][keep]
+
+    (want_cls, want_boxes), (got_cls, got_boxes) = found(want), found(got)
+    assert len(want_cls) > 0 and list(got_cls) == list(want_cls)
+    for a, b in zip(want_boxes, got_boxes, strict=True):
+        assert box_iou(a.tolist(), b.tolist()) >= 0.9, (a, b)

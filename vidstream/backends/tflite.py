@@ -60,6 +60,21 @@ def runs_on_cpu(ref: str, options: LoadOptions) -> bool:
     return resolve_device(options.use_ei, options.device)[0] == "/CPU:0"
 
 
+def decoding(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """How the network's outputs become detections: the converter's parameters from
+    ``vidstream.json``, with the defaults of the networks it wrote before it recorded them.
+    ``vidstream serve`` sends these to its TF Lite server, which decodes the same way.
+
+    >>> decoding({"stride": 8})["stride"], decoding({})["num_classes"]
+    (8, 80)
+    """
+    return {"num_classes": int(metadata.get("num_classes", 80)),
+            "stride": int(metadata.get("stride", 4)),
+            "max_detections": int(metadata.get("max_detections", 100)),
+            "nms_iou": float(metadata.get("nms_iou", 0.5)),
+            "min_score": float(metadata.get("min_score", 0.001))}
+
+
 def _interpreter(path: Path, threads: int) -> Any:
     try:  # TF Lite's successor package, when installed
         from ai_edge_litert.interpreter import Interpreter
@@ -129,11 +144,12 @@ class LitePredictor(ModelBackend):
         inp = self._interp.get_input_details()[0]
         self._input = inp["index"]
         self.input_size: tuple[int, int] = (int(inp["shape"][2]), int(inp["shape"][1]))
-        self.num_classes = int(self.metadata.get("num_classes", 80))
-        self.stride = int(self.metadata.get("stride", 4))
-        self.max_detections = int(self.metadata.get("max_detections", 100))
-        self.nms_iou = float(self.metadata.get("nms_iou", 0.5))
-        self.min_score = float(self.metadata.get("min_score", 0.001))
+        params = decoding(self.metadata)
+        self.num_classes: int = params["num_classes"]
+        self.stride: int = params["stride"]
+        self.max_detections: int = params["max_detections"]
+        self.nms_iou: float = params["nms_iou"]
+        self.min_score: float = params["min_score"]
         self.device = f"CPU (TF Lite XNNPACK, {self.threads} threads)"
         self.model_inputs = ["input_tensor"]
         self.model_outputs = list(OUTPUTS)

@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any
 
+from ..serve._server import SERVE_BACKENDS
 from ..settings import DEFAULTS
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, Formatter, flag_names, positive_int
 
@@ -49,6 +50,12 @@ def add_commands(sub: Any) -> None:
                    help="how long a request may wait for others to join its batch")
     p.add_argument("--instances", type=positive_int, default=d.serve_instances,
                    help="model instances executing batches at once")
+    p.add_argument("--backend", choices=SERVE_BACKENDS, default="auto",
+                   help="what runs the model: tf (TensorFlow), tflite (the TF Lite network a "
+                   "converted default model has, XNNPACK on the CPU: much faster there), or "
+                   "auto: tflite when the model has one and the server sees no GPU")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="TF Lite threads per instance (default: the server's CPU count)")
     p.add_argument("--startup-timeout", type=float, default=300.0,
                    help="seconds to wait for the server to be ready")
     p.set_defaults(func=cmd_serve, flags=flag_names(
@@ -65,7 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         model=path, name=args.name or name, host=args.host, grpc_port=args.port,
         http_port=args.http_port, metrics_port=args.metrics_port, max_batch=args.max_batch,
-        max_queue_delay_ms=args.max_queue_delay_ms, instances=args.instances)
+        max_queue_delay_ms=args.max_queue_delay_ms, instances=args.instances,
+        backend=args.backend, threads=args.threads)
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -77,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         info = describe(server)
         say(f"serve: ready in {server.start_s:.1f} s; health {info['ready']}, "
             f"metrics {info['metrics']}")
+        say(f"serve: backend {info['backend']} ({info['backend_detail']})")
         print(info["endpoint"], flush=True)  # stdout: the one thing a script needs
         say(f"serve: clients: vidstream detect INPUT --model {info['endpoint']}")
         say("serve: Ctrl-C or SIGTERM stops the server")

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from ._env import REQUIREMENTS, ServeEnv, ServeEnvError, ensure_env, env_dir, find_env
 from ._server import (
+    SERVE_BACKENDS,
     ServeConfig,
     ServeError,
     Server,
     describe,
     model_for_serving,
     parse_metrics,
+    server_config,
 )
 
 __all__ = [
     "REQUIREMENTS",
+    "SERVE_BACKENDS",
     "ServeConfig",
     "ServeEnv",
     "ServeEnvError",
@@ -39,4 +42,5 @@ __all__ = [
     "find_env",
     "model_for_serving",
     "parse_metrics",
+    "server_config",
 ]

@@ -32,6 +32,8 @@ log = logging.getLogger("vidstream")
 
 Progress = Callable[[str], None]
 _MAIN = Path(__file__).with_name("_triton_main.py")
+SERVE_BACKENDS = ("auto", "tf", "tflite")
+_BACKEND_LINE = re.compile(r"^triton: backend (\w+) \((.*)\)$", re.M)
 
 
 class ServeError(VidstreamError, RuntimeError):
@@ -51,6 +53,10 @@ class ServeConfig:
     max_batch: int = DEFAULTS.serve_max_batch
     max_queue_delay_ms: float = DEFAULTS.serve_max_queue_delay_ms
     instances: int = DEFAULTS.serve_instances
+    # "tflite": the TF Lite network beside the SavedModel (XNNPACK, CPU); "auto": that when
+    # the model has one and the server has no GPU, as vidstream's own backend="auto" does.
+    backend: str = "auto"
+    threads: int | None = None  # TF Lite threads per instance; None: the server's CPU count
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
@@ -63,6 +69,11 @@ class ServeConfig:
         if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
             raise ConfigError(f"ports {ports}: expected three different ports 1-65535",
                               param="grpc_port")
+        if self.backend not in SERVE_BACKENDS:
+            raise ConfigError(f"backend {self.backend!r}: expected one of "
+                              f"{', '.join(SERVE_BACKENDS)}", param="backend")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be >= 1", param="threads")
 
     @property
     def loopback(self) -> bool:
@@ -84,6 +95,26 @@ class ServeConfig:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}{path}"
+
+
+def server_config(config: ServeConfig) -> dict[str, Any]:
+    """What the server process is started with: ``config`` and, when the model directory
+    has a TF Lite network (vidstream's own test, :func:`~vidstream.backends.tflite.tflite_file`),
+    its path and decoding parameters, so the server decodes as the local TF Lite backend does.
+    The server, which alone knows its GPUs, settles ``auto``."""
+    from ..backends.tflite import decoding, tflite_file
+    from ..labels import COCO80_TO_COCO90
+    from ..models.metadata import read_metadata
+
+    path = tflite_file(config.model) if config.backend != "tf" else None
+    if config.backend == "tflite" and path is None:
+        raise ConfigError(f"{config.model}: has no TF Lite network (only converted default "
+                          "models do); use --backend tf or auto", param="backend")
+    lite = None
+    if path is not None:
+        lite = {"path": str(path), **decoding(read_metadata(path)),
+                "classes": list(COCO80_TO_COCO90)}
+    return {**asdict(config), "tflite": lite}
 
 
 def parse_metrics(text: str, model: str | None = None) -> dict[str, float]:
@@ -143,6 +174,7 @@ class Server:
         if not self.config.loopback:
             log.warning("serving on %s: anyone who can reach this address can use the server; "
                         "it has no authentication", self.config.host)
+        plan = server_config(self.config)  # a wrong --backend fails here, before any work
         self.env = self.env or ensure_env(self.progress)
         if self.log_file is None:
             fd, name = tempfile.mkstemp(prefix="vidstream-serve-", suffix=".log")
@@ -152,7 +184,7 @@ class Server:
         self.progress(f"serve: starting Triton for {self.config.model} (log: {self.log_file})")
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(self.env.python), str(_MAIN), json.dumps(asdict(self.config))],
+                [str(self.env.python), str(_MAIN), json.dumps(plan)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=self.env.environ(), start_new_session=True,
             )
@@ -176,6 +208,17 @@ class Server:
             time.sleep(0.25)
         raise ServeError(f"the Triton server was not ready within the timeout:\n"
                          f"{self.log_tail()}")
+
+    @property
+    def backend(self) -> tuple[str, str] | None:
+        """``(backend, details)`` the running server chose (``tflite``, ``tf``), from its log;
+        None before it has said."""
+        try:
+            text = Path(self.log_file).read_text(errors="replace") if self.log_file else ""
+        except OSError:
+            return None
+        found = _BACKEND_LINE.findall(text)
+        return (found[-1][0], found[-1][1]) if found else None
 
     def ready(self) -> bool:
         """Triton's own ``/v2/health/ready``."""
@@ -269,8 +312,11 @@ def model_for_serving(model: str, progress: Progress | None = None) -> tuple[str
 def describe(server: Server) -> dict[str, Any]:
     """What ``vidstream serve`` prints once the server is ready."""
     c = server.config
+    backend, detail = server.backend or (None, None)
     return {
         "endpoint": c.endpoint,
+        "backend": backend,
+        "backend_detail": detail,
         "ready": c.url(c.http_port, "/v2/health/ready"),
         "metrics": c.url(c.metrics_port, "/metrics"),
         "max_batch": c.max_batch,
