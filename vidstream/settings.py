@@ -82,6 +82,7 @@ class Settings:
     serve_max_batch: int = 32
     serve_max_queue_delay_ms: float = 5.0
     serve_instances: int = 1
+    serve_backend: str = "auto"  # TF Lite where the model has it and the server has no GPU
 
 
 DEFAULTS = Settings()

@@ -50,7 +50,7 @@ def add_commands(sub: Any) -> None:
                    help="how long a request may wait for others to join its batch")
     p.add_argument("--instances", type=positive_int, default=d.serve_instances,
                    help="model instances executing batches at once")
-    p.add_argument("--backend", choices=SERVE_BACKENDS, default="auto",
+    p.add_argument("--backend", choices=SERVE_BACKENDS, default=DEFAULTS.serve_backend,
                    help="what runs the model: tf (TensorFlow), tflite (the TF Lite network a "
                    "converted default model has, XNNPACK on the CPU: much faster there), or "
                    "auto: tflite when the model has one and the server sees no GPU")

@@ -55,7 +55,7 @@ class ServeConfig:
     instances: int = DEFAULTS.serve_instances
     # "tflite": the TF Lite network beside the SavedModel (XNNPACK, CPU); "auto": that when
     # the model has one and the server has no GPU, as vidstream's own backend="auto" does.
-    backend: str = "auto"
+    backend: str = DEFAULTS.serve_backend
     threads: int | None = None  # TF Lite threads per instance; None: the server's CPU count
 
     def __post_init__(self) -> None:
