@@ -31,8 +31,8 @@ from ..labels import COCO80_TO_COCO90
 from ..models.metadata import metadata_file, read_metadata
 from ..tfruntime import import_tensorflow, quiet_stderr, resolve_device
 from .base import LoadOptions, ModelBackend, check_feed, map_names
+from .centernet_decode import decode
 
-_COCO90 = np.asarray(COCO80_TO_COCO90, np.float32)
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 # The frozen-graph spelling of the input, so the write-up's names work here too.
 _ALIASES = {"image_tensor": "input_tensor"}
@@ -84,35 +84,6 @@ def _interpreter(path: Path, threads: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         return Interpreter(model_path=str(path), num_threads=threads)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy per-class non-max suppression, best score first.
-
-    >>> b = np.array([[0, 0, 1, 1], [0, 0, 1, 0.9], [0, 0, 1, 1]], np.float32)
-    >>> nms(b, np.array([0.9, 0.8, 0.7]), np.array([1, 1, 2]), 0.5).tolist()
-    [0, 2]
-    """
-    order = np.argsort(-scores, kind="stable")
-    # Shift each class far away so one pass suppresses within classes only.
-    shifted = boxes[order] + (classes[order].astype(np.float32) * 4.0)[:, None]
-    area = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
-    alive = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if not alive[i]:
-            continue
-        rest = np.nonzero(alive[i + 1 :])[0] + i + 1
-        if not len(rest):
-            break
-        y1 = np.maximum(shifted[i, 0], shifted[rest, 0])
-        x1 = np.maximum(shifted[i, 1], shifted[rest, 1])
-        y2 = np.minimum(shifted[i, 2], shifted[rest, 2])
-        x2 = np.minimum(shifted[i, 3], shifted[rest, 3])
-        inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-        union = area[i] + area[rest] - inter
-        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        alive[rest[overlap > iou]] = False
-    return order[alive]
 
 
 class LitePredictor(ModelBackend):
@@ -223,26 +194,7 @@ class LitePredictor(ModelBackend):
 
     def _decode(self, scores: np.ndarray, idx: np.ndarray, ltrb: np.ndarray,
                 top: int, left: int, nh: int, nw: int) -> dict[str, np.ndarray]:
-        batch = scores.shape[0]
-        grid_w = self.input_size[0] // self.stride
-        cls = idx % self.num_classes
-        cell = idx // self.num_classes
-        ys = (cell // grid_w * self.stride - top).astype(np.float32)
-        xs = (cell % grid_w * self.stride - left).astype(np.float32)
-        boxes = np.stack([(ys - ltrb[..., 1]) / nh, (xs - ltrb[..., 0]) / nw,
-                          (ys + ltrb[..., 3]) / nh, (xs + ltrb[..., 2]) / nw], axis=-1)
-        out_boxes = np.zeros((batch, self.max_detections, 4), np.float32)
-        out_scores = np.zeros((batch, self.max_detections), np.float32)
-        out_classes = np.zeros((batch, self.max_detections), np.float32)
-        num = np.zeros(batch, np.float32)
-        for i in range(batch):
-            live = np.nonzero(scores[i] > self.min_score)[0]
-            keep = live[nms(boxes[i, live], scores[i, live], cls[i, live], self.nms_iou)]
-            keep = keep[: self.max_detections]
-            n = len(keep)
-            out_boxes[i, :n] = np.clip(boxes[i, keep], 0.0, 1.0)
-            out_scores[i, :n] = scores[i, keep]
-            out_classes[i, :n] = _COCO90[cls[i, keep]]
-            num[i] = n
-        return {"detection_boxes": out_boxes, "detection_scores": out_scores,
-                "detection_classes": out_classes, "num_detections": num}
+        return decode(scores, idx, ltrb, input_width=self.input_size[0], stride=self.stride,
+                      num_classes=self.num_classes, classes=COCO80_TO_COCO90,
+                      max_detections=self.max_detections, min_score=self.min_score,
+                      nms_iou=self.nms_iou, top=top, left=left, height=nh, width=nw)

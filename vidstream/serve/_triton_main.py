@@ -102,59 +102,33 @@ def _tf_model(path: Path) -> tuple[list[Callable[..., Any]], Any, str, tuple[int
     return [infer], keep, in_name, in_dims, outputs
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy per-class NMS: a copy of ``vidstream.backends.tflite.nms`` (this process cannot
-    import vidstream; tests check that the two agree)."""
-    order = np.argsort(-scores, kind="stable")
-    # Shift each class far away so one pass suppresses within classes only.
-    shifted = boxes[order] + (classes[order].astype(np.float32) * 4.0)[:, None]
-    area = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
-    alive = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if not alive[i]:
-            continue
-        rest = np.nonzero(alive[i + 1 :])[0] + i + 1
-        if not len(rest):
-            break
-        y1 = np.maximum(shifted[i, 0], shifted[rest, 0])
-        x1 = np.maximum(shifted[i, 1], shifted[rest, 1])
-        y2 = np.minimum(shifted[i, 2], shifted[rest, 2])
-        x2 = np.minimum(shifted[i, 3], shifted[rest, 3])
-        inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-        union = area[i] + area[rest] - inter
-        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        alive[rest[overlap > iou]] = False
-    return order[alive]
+def _load_decoding() -> Any:
+    """vidstream's own CenterNet decoding (``vidstream/backends/centernet_decode.py``), loaded
+    by its path: this process cannot import the vidstream package (its numpy is < 2), and that
+    one file needs numpy alone."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "backends" / "centernet_decode.py"
+    spec = importlib.util.spec_from_file_location("_vidstream_centernet_decode", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_decoding = _load_decoding()
 
 
 def decode(lite: dict[str, Any], scores: np.ndarray, idx: np.ndarray, ltrb: np.ndarray,
            size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The network's peaks as Object Detection API outputs: ``LitePredictor._decode`` for
-    images that fill the input (clients letterbox before sending)."""
-    (w, h), stride, num_classes = size, lite["stride"], lite["num_classes"]
-    most, classes = lite["max_detections"], np.asarray(lite["classes"], np.float32)
-    batch = scores.shape[0]
-    cls = idx % num_classes
-    cell = idx // num_classes
-    ys = (cell // (w // stride) * stride).astype(np.float32)
-    xs = (cell % (w // stride) * stride).astype(np.float32)
-    boxes = np.stack([(ys - ltrb[..., 1]) / h, (xs - ltrb[..., 0]) / w,
-                      (ys + ltrb[..., 3]) / h, (xs + ltrb[..., 2]) / w], axis=-1)
-    out_boxes = np.zeros((batch, most, 4), np.float32)
-    out_scores = np.zeros((batch, most), np.float32)
-    out_classes = np.zeros((batch, most), np.float32)
-    num = np.zeros(batch, np.float32)
-    for i in range(batch):
-        live = np.nonzero(scores[i] > lite["min_score"])[0]
-        keep = live[nms(boxes[i, live], scores[i, live], cls[i, live], lite["nms_iou"])]
-        keep = keep[:most]
-        n = len(keep)
-        out_boxes[i, :n] = np.clip(boxes[i, keep], 0.0, 1.0)
-        out_scores[i, :n] = scores[i, keep]
-        out_classes[i, :n] = classes[cls[i, keep]]
-        num[i] = n
-    return {"detection_boxes": out_boxes, "detection_scores": out_scores,
-            "detection_classes": out_classes, "num_detections": num}
+    """The network's peaks as Object Detection API outputs, for images that fill the input
+    (clients letterbox before sending)."""
+    w, h = size
+    return _decoding.decode(scores, idx, ltrb, input_width=w, stride=lite["stride"],
+                            num_classes=lite["num_classes"], classes=lite["classes"],
+                            max_detections=lite["max_detections"],
+                            min_score=lite["min_score"], nms_iou=lite["nms_iou"],
+                            height=h, width=w)
 
 
 def _lite_infer(lite: dict[str, Any], threads: int, size: tuple[int, int]
