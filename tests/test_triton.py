@@ -206,12 +206,24 @@ def test_a_server_killed_mid_run_is_an_error_or_the_fallback(served_model, tiny_
         backed = f"{server.endpoint}?timeout=2&fallback={tiny_model}"
         frame = next(red_square_frames(1))[0][None]
         plain({"input_tensor": frame})
-        killer = threading.Timer(1.0, server.kill)
+        base = server.metrics().get("nv_inference_count", 0)
+
+        def kill_mid_run() -> None:
+            # once the server has answered 10 of the run's frames (after 1 + 1 warm-up
+            # images); --realtime paces the other 50 over more than a second and a half, so
+            # the kill lands mid-run on a machine of any speed
+            deadline = time.monotonic() + 120
+            while server.metrics().get("nv_inference_count", 0) - base < 12:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            server.kill()
+
+        killer = threading.Thread(target=kill_mid_run, daemon=True)
         killer.start()
         summary = tmp_path / "s.json"
-        code = main(["detect", str(clip), "--no-video", "--model", backed,
+        code = main(["detect", str(clip), "--no-video", "--model", backed, "--realtime",
                      "--summary", str(summary), "--quiet"])
-        killer.join()
+        killer.join(120)
         assert code == 0, capsys.readouterr().err
         remote = json.loads(summary.read_text())["remote"]
         assert remote["fallback_frames"] > 0 and remote["outages"] == 1
