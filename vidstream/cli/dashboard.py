@@ -110,32 +110,9 @@ class Dashboard:
         rate = rates.get(stats[-1].name, 0.0) if stats else 0.0
         elapsed = p.elapsed_s
 
-        table = Table(box=None, padding=(0, 1), header_style="bold")
-        for col, justify in (("stage", "left"), ("items", "right"), ("fps", "right"),
-                             ("busy", "right"), ("starved", "right"), ("blocked", "right"),
-                             ("inbox", "left")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        neck = bottleneck(stats)
-        for s in stats:
-            inbox: Any = Text("-", style="dim")
-            if s.queue_capacity:
-                inbox = Text.assemble(_bar(s.queue_len, s.queue_capacity),
-                                      f" {s.queue_len}/{s.queue_capacity}")
-            name = Text(s.name, style="bold red" if neck is not None and s is neck else "")
-            table.add_row(name, str(s.items_out), f"{rates.get(s.name, 0.0):.1f}",
-                          *(_share(v, s.wall_s) for v in (s.busy_s, s.starved_s, s.blocked_s)),
-                          inbox)
-
-        lines: list[Any] = []
-        if self.title:
-            lines.append(Text(self.title, style="bold"))
+        table = stage_table("stage", stats, stats, rates)
         device = str(details.get("device", ""))
-        model = details.get("model")
-        if model or device:
-            lines.append(Text(f"model {model or '?'} on {device or '?'}", style="dim"))
-        remote = remote_line(details)
-        if remote:
-            lines.append(Text(remote, style="dim"))
+        lines: list[Any] = header_lines(self.title, details)
         lines.append(table)
         lines.append(Text(bottleneck_hint(stats, self.batch_size, device), style="yellow"))
         if total:
@@ -160,6 +137,42 @@ class Dashboard:
         if self.price is not None:
             lines.append(cost_line(self.price, elapsed, fps_all))
         return Group(*lines)
+
+
+def header_lines(title: str, details: dict[str, Any]) -> list[Any]:
+    """The live views' first lines: the title, the model and its device, the remote line."""
+    lines: list[Any] = [Text(title, style="bold")] if title else []
+    device = str(details.get("device", ""))
+    model = details.get("model")
+    if model or device:
+        lines.append(Text(f"model {model or '?'} on {device or '?'}", style="dim"))
+    remote = remote_line(details)
+    if remote:
+        lines.append(Text(remote, style="dim"))
+    return lines
+
+
+def stage_table(first: str, rows: list[StageStats], stats: list[StageStats],
+                rates: dict[str, float], batch_note: str = "") -> Table:
+    """One row per stage in ``rows``: items, rate, busy/starved/blocked shares and its inbox
+    (``batch_note`` after the first row's); the bottleneck of ``stats`` in red."""
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for col, justify in ((first, "left"), ("items", "right"), ("fps", "right"),
+                         ("busy", "right"), ("starved", "right"), ("blocked", "right"),
+                         ("inbox", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    neck = bottleneck(stats)
+    for k, s in enumerate(rows):
+        inbox = Text.assemble(_bar(s.queue_len, s.queue_capacity),
+                              f" {s.queue_len}/{s.queue_capacity}") \
+            if s.queue_capacity else Text("-", style="dim")
+        if k == 0 and batch_note:
+            inbox.append(batch_note)
+        name = Text(s.name, style="bold red" if neck is not None and s is neck else "")
+        table.add_row(name, str(s.items_out), f"{rates.get(s.name, 0.0):.1f}",
+                      *(_share(v, s.wall_s) for v in (s.busy_s, s.starved_s, s.blocked_s)),
+                      inbox)
+    return table
 
 
 def cost_line(price: Any, elapsed: float, fps: float) -> Text:
@@ -484,35 +497,12 @@ class StreamsDashboard(Dashboard):
 
         shared_ids = set(getattr(p, "stage_ids", ()))
         shared = [s for s in stats if s.name in shared_ids]
-        stages = Table(box=None, padding=(0, 1), header_style="bold")
-        for col, justify in (("shared", "left"), ("items", "right"), ("fps", "right"),
-                             ("busy", "right"), ("starved", "right"), ("blocked", "right"),
-                             ("inbox", "left")):
-            stages.add_column(col, justify=justify)  # type: ignore[arg-type]
-        neck = bottleneck(stats)
         mean = summary.batching["mean"]
-        for k, s in enumerate(shared):
-            inbox = Text.assemble(_bar(s.queue_len, s.queue_capacity),
-                                  f" {s.queue_len}/{s.queue_capacity}") \
-                if s.queue_capacity else Text("-", style="dim")
-            if k == 0 and mean:
-                inbox.append(f"  batch {mean:.1f}/{self.batch_size}")
-            name = Text(s.name, style="bold red" if neck is not None and s is neck else "")
-            stages.add_row(name, str(s.items_out), f"{rates.get(s.name, 0.0):.1f}",
-                           *(_share(v, s.wall_s) for v in (s.busy_s, s.starved_s, s.blocked_s)),
-                           inbox)
-
-        lines: list[Any] = []
-        if self.title:
-            lines.append(Text(self.title, style="bold"))
+        stages = stage_table("shared", shared, stats, rates,
+                             f"  batch {mean:.1f}/{self.batch_size}" if mean else "")
         details: dict[str, Any] = p.details()
         device = str(details.get("device", ""))
-        if details.get("model") or device:
-            lines.append(Text(f"model {details.get('model') or '?'} on {device or '?'}",
-                              style="dim"))
-        remote = remote_line(details)
-        if remote:
-            lines.append(Text(remote, style="dim"))
+        lines: list[Any] = header_lines(self.title, details)
         lines.append(table)
         if hidden:
             rest = [r for r in reports if r not in pick_rows(reports, stream_rates,
