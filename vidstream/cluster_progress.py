@@ -20,12 +20,12 @@ import contextlib
 import logging
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .periodic import every
 from .stats import RateWindow
 
 log = logging.getLogger(__name__)
@@ -150,19 +150,10 @@ class TaskReporter:
         if self.board is None:
             yield
             return
-        stop = threading.Event()
-
-        def run() -> None:
-            while not stop.wait(self.every_s):
-                self._send(pipeline)
-
-        thread = threading.Thread(target=run, name="vidstream-report", daemon=True)
-        thread.start()
         try:
-            yield
+            with every(self.every_s, lambda: self._send(pipeline), name="vidstream-report"):
+                yield
         finally:
-            stop.set()
-            thread.join()
             self._send(pipeline)  # the last count, so the board agrees with the summary
 
     def _send(self, pipeline: Any) -> None:

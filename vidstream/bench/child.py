@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -28,6 +27,7 @@ from typing import Any
 
 from ..cost import Price
 from ..errors import VidstreamError
+from ..periodic import every as periodic
 from .report import Run
 from .runner import BenchConfig, BenchOptions, Event
 
@@ -147,23 +147,16 @@ def measure(spec: dict[str, Any], emit: Callable[[Event], None]) -> Event:
 @contextlib.contextmanager
 def _progress(pipeline: Any, emit: Callable[[Event], None], every: float = 0.25
               ) -> Iterator[None]:
-    stop = threading.Event()
+    last = [-1]
 
     def report() -> None:
-        last = -1
-        while not stop.wait(every):
-            done = pipeline.stats()[-1].items_out
-            if done != last:
-                emit({"event": "progress", "frames": done})
-                last = done
+        done = pipeline.stats()[-1].items_out
+        if done != last[0]:
+            emit({"event": "progress", "frames": done})
+            last[0] = done
 
-    thread = threading.Thread(target=report, name="bench-progress", daemon=True)
-    thread.start()
-    try:
+    with periodic(every, report, name="bench-progress"):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _peak_rss_mib() -> float | None:

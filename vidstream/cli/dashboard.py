@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -23,6 +22,7 @@ from rich.text import Text
 
 from ..bench.report import format_rate, format_usd
 from ..cost import current, usd_per_100k_inferences
+from ..periodic import every
 from ..stats import RateWindow, StageStats, bottleneck
 from ..summary import Summary
 
@@ -316,17 +316,14 @@ def plain_line(pipeline: Any, rate: float) -> str:
     return "  ".join(parts)
 
 
-class _PlainPrinter(threading.Thread):
+class _PlainPrinter:
     def __init__(self, pipeline: Any, stream: IO[str], interval: float) -> None:
-        super().__init__(name="vidstream-progress", daemon=True)
-        self.pipeline, self.stream, self.interval = pipeline, stream, interval
-        self.stopped = threading.Event()
+        self.pipeline, self.stream = pipeline, stream
         self.rate = RateWindow(max(interval, 3.0))
 
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            self.rate.add(time.perf_counter(), frames_done(self.pipeline))
-            print(plain_line(self.pipeline, self.rate.rate()), file=self.stream, flush=True)
+    def print(self) -> None:
+        self.tick()
+        print(plain_line(self.pipeline, self.rate.rate()), file=self.stream, flush=True)
 
     def tick(self) -> None:
         self.rate.add(time.perf_counter(), frames_done(self.pipeline))
@@ -355,12 +352,8 @@ def monitor(pipeline: Any, mode: str = "auto", *, console: Console | None = None
     elif mode == "plain":
         printer = _PlainPrinter(pipeline, stream, interval)
         printer.tick()
-        printer.start()
-        try:
+        with every(interval, printer.print, name="vidstream-progress"):
             yield
-        finally:
-            printer.stopped.set()
-            printer.join()
     else:
         yield
 
